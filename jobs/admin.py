@@ -1,0 +1,1 @@
+"""Django admin registrations (the full admin comes with the operations issue)."""

@@ -1,0 +1,41 @@
+"""The pattern write-up's routes, with its shapes: ``POST /jobs``, ``GET /queue``."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import selectors, services
+from jobs.api.serializers import JobSerializer, QueueSizeSerializer
+from jobs.api.views import json_object
+from jobs.models import PRIORITY_EMERGENCY
+
+WRITE_UP_PRIORITY = 1
+
+
+class WriteUpJobView(APIView):
+    """Any JSON object becomes a ``simulate`` job's payload; ``"emergency": true`` means priority 10."""
+
+    @extend_schema(
+        request=serializers.DictField(),
+        responses=JobSerializer,
+        summary="Submit a job the write-up's way",
+    )
+    def post(self, request):
+        payload = json_object(request.data, allowed=set(request.data or ()))
+        emergency = payload.get("emergency") is True
+        job, _ = services.job_submit(
+            kind="simulate",
+            payload=payload,
+            priority=PRIORITY_EMERGENCY if emergency else WRITE_UP_PRIORITY,
+            actor=services.actor_name(request.user),
+        )
+        return Response(JobSerializer(job).data)
+
+
+class WriteUpQueueView(APIView):
+    @extend_schema(responses=QueueSizeSerializer, summary="Pending jobs, the write-up's way")
+    def get(self, request):
+        return Response({"size": selectors.pending_count()})

@@ -1,0 +1,40 @@
+"""A JSON parser that turns every malformed body into a 400, never a 500."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import JSONParser
+
+
+class BodyTooLarge(APIException):
+    status_code = 413
+    default_detail = "request body too large"
+    default_code = "too_large"
+
+
+def _reject_constant(value: str):
+    raise ValueError(f"{value} is not valid JSON")
+
+
+class StrictJSONParser(JSONParser):
+    """Strict JSON: no NaN/Infinity, bounded nesting (deep nesting would recurse), UTF-8 only."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        # DRF reads the raw request stream, bypassing DATA_UPLOAD_MAX_MEMORY_SIZE: bound it here.
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if len(raw) > limit:
+            raise BodyTooLarge(f"request body is larger than {limit} bytes")
+        try:
+            text = raw.decode(settings.DEFAULT_CHARSET)
+        except UnicodeDecodeError as exc:
+            raise ParseError(f"JSON parse error - body is not UTF-8: {exc}") from None
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply") from None
+        except ValueError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None

@@ -1,0 +1,77 @@
+"""Shapes of the HTTP contract. Output only translates; input rules live in jobs.services."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from jobs import selectors
+from jobs.models import MAX_ATTEMPTS_LIMIT, PRIORITY_MAX, PRIORITY_MIN, Job, JobEvent
+
+
+class JobSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid", read_only=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "dependency", "payload", "priority", "status", "attempts", "max_attempts",
+            "run_after", "created_at", "started_at", "finished_at", "last_error", "result",
+        ]
+        read_only_fields = fields
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobEvent
+        fields = ["kind", "at", "actor", "details"]
+        read_only_fields = fields
+
+
+class WaitingForSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+    until = serializers.DateTimeField(required=False)
+    jobs_ahead = serializers.IntegerField(required=False)
+
+
+class JobDetailSerializer(JobSerializer):
+    position = serializers.SerializerMethodField()
+    waiting_for = serializers.SerializerMethodField()
+    events = JobEventSerializer(many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "position", "waiting_for", "events"]
+        read_only_fields = fields
+
+    def get_position(self, job: Job) -> int | None:
+        return selectors.job_position(job)
+
+    def get_waiting_for(self, job: Job) -> WaitingForSerializer(allow_null=True):  # type: ignore[valid-type]
+        return selectors.job_waiting_for(job)
+
+
+# --- Request shapes: for the OpenAPI schema; jobs.services validates. -------------------------
+
+
+class JobSubmitSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="A registered job kind: noop, simulate, http, ...")
+    payload = serializers.DictField(required=False, help_text="Arguments for the handler (a JSON object).")
+    priority = serializers.IntegerField(required=False, min_value=PRIORITY_MIN, max_value=PRIORITY_MAX)
+    emergency = serializers.BooleanField(required=False, help_text="Shorthand for priority 10.")
+    dependency = serializers.CharField(required=False, help_text="Breaker to call through; defaults per kind.")
+    max_attempts = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ATTEMPTS_LIMIT)
+    idempotency_key = serializers.CharField(required=False, max_length=200)
+
+
+class JobPatchSerializer(serializers.Serializer):
+    priority = serializers.IntegerField(min_value=PRIORITY_MIN, max_value=PRIORITY_MAX)
+
+
+class QueueSerializer(serializers.Serializer):
+    size = serializers.IntegerField()
+    by_status = serializers.DictField(child=serializers.IntegerField())
+    by_dependency = serializers.DictField(child=serializers.IntegerField())
+    next = JobSerializer(many=True)
+
+
+class QueueSizeSerializer(serializers.Serializer):
+    size = serializers.IntegerField()

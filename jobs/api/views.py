@@ -1,0 +1,116 @@
+"""REST endpoints for jobs and the queue. Each view translates HTTP to one service or selector call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs import selectors, services
+from jobs.api import permissions
+from jobs.api.serializers import (
+    JobDetailSerializer,
+    JobPatchSerializer,
+    JobSerializer,
+    JobSubmitSerializer,
+    QueueSerializer,
+)
+from jobs.exceptions import InvalidInput
+from jobs.models import JobStatus
+
+SUBMIT_FIELDS = set(JobSubmitSerializer().fields)
+UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+def json_object(data: Any, *, allowed: set[str]) -> dict:
+    """The request body as a dict with only ``allowed`` keys, else a 400 naming the problem."""
+    if not isinstance(data, dict):
+        raise InvalidInput("non_field_errors", "the body must be a JSON object")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise InvalidInput(unknown[0], f"unknown field; allowed: {', '.join(sorted(allowed))}")
+    return data
+
+
+LIST_PARAMETERS = [
+    OpenApiParameter("status", OpenApiTypes.STR, enum=JobStatus.values),
+    OpenApiParameter("kind", OpenApiTypes.STR),
+    OpenApiParameter("dependency", OpenApiTypes.STR),
+    OpenApiParameter("ordering", OpenApiTypes.STR, enum=list(selectors.ORDERINGS),
+                     description="pop = pending jobs in the order workers take them"),
+]
+
+
+class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    lookup_field = "uuid"
+    lookup_url_kwarg = "id"
+    lookup_value_regex = UUID_PATTERN
+    serializer_class = JobSerializer
+
+    def get_permissions(self):
+        if self.action == "partial_update":
+            return [permissions.operator("jobs.reprioritise_job")()]
+        if self.action == "cancel":
+            return [permissions.operator("jobs.cancel_job")()]
+        if self.action == "retry":
+            return [permissions.operator("jobs.retry_job")()]
+        return [IsAuthenticated()]
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.job_list(
+            status=params.get("status"),
+            kind=params.get("kind"),
+            dependency=params.get("dependency"),
+            ordering=params.get("ordering"),
+        )
+
+    @extend_schema(parameters=LIST_PARAMETERS)
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=JobSubmitSerializer, responses={201: JobSerializer, 200: JobSerializer})
+    def create(self, request):
+        data = json_object(request.data, allowed=SUBMIT_FIELDS)
+        job, created = services.job_submit(**data, actor=services.actor_name(request.user))
+        code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        return Response(JobSerializer(job).data, status=code)
+
+    @extend_schema(responses=JobDetailSerializer)
+    def retrieve(self, request, id=None):
+        job = selectors.job_get(job_id=id)
+        return Response(JobDetailSerializer(job).data)
+
+    @extend_schema(request=JobPatchSerializer, responses=JobSerializer)
+    def partial_update(self, request, id=None):
+        data = json_object(request.data, allowed={"priority"})
+        if "priority" not in data:
+            raise InvalidInput("priority", "this field is required")
+        job = services.job_reprioritise(
+            job_id=id, priority=data["priority"], actor=services.actor_name(request.user)
+        )
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, id=None):
+        job = services.job_cancel(job_id=id, actor=services.actor_name(request.user))
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(request=None, responses=JobSerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, id=None):
+        job = services.job_retry(job_id=id, actor=services.actor_name(request.user))
+        return Response(JobSerializer(job).data)
+
+
+class QueueView(APIView):
+    @extend_schema(responses=QueueSerializer)
+    def get(self, request):
+        return Response(QueueSerializer(selectors.queue_summary()).data)

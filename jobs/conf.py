@@ -1,0 +1,43 @@
+"""Resilient's own settings, read lazily from ``settings.RESILIENT`` with our defaults.
+
+Read at call time, never at import time, so tests can use ``override_settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Worker
+    "POLL_INTERVAL": 1.0,  # seconds between polls when no wake-up arrives
+    "LEASE_SECONDS": 60.0,  # a claimed job's lease; renewed while it runs
+    "SHUTDOWN_GRACE": 30.0,  # seconds a stopping worker lets its running job finish
+    "WORKER_CONCURRENCY": 1,  # jobs one worker process runs at once
+    "RETRY_BACKOFF_BASE": 1.0,
+    "RETRY_BACKOFF_MAX": 300.0,
+    "DEFAULT_MAX_ATTEMPTS": 5,
+    # Input limits
+    "MAX_PAYLOAD_BYTES": 256 * 1024,
+    "MAX_JSON_DEPTH": 32,
+    "MAX_IDEMPOTENCY_KEY_LENGTH": 200,
+    # Handlers
+    "HANDLER_MODULES": [],  # extra modules that register job kinds with @handler
+    "HTTP_ALLOWED_HOSTS": ["127.0.0.1", "localhost", "::1"],
+    "HTTP_CONNECT_TIMEOUT": 3.05,
+    "HTTP_READ_TIMEOUT": 10.0,
+    "HTTP_RESULT_EXCERPT_BYTES": 2048,
+}
+
+_COERCE = {float: float, int: int}
+
+
+def get(name: str) -> Any:
+    """Return setting ``name`` from settings.RESILIENT, else our default, coerced to its type."""
+    default = DEFAULTS[name]
+    value = getattr(settings, "RESILIENT", {}).get(name, default)
+    if isinstance(default, list) and isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    coerce = _COERCE.get(type(default))
+    return coerce(value) if coerce else value

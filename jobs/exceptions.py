@@ -1,0 +1,71 @@
+"""The domain's one exception hierarchy. ``jobs.api.errors`` maps it to HTTP."""
+
+from __future__ import annotations
+
+
+class ResilientError(Exception):
+    """Base of every domain error."""
+
+    status_code = 400
+    default_code = "error"
+
+
+class InvalidInput(ResilientError):
+    """Client input that breaks a domain rule; names the offending field."""
+
+    status_code = 400
+    default_code = "invalid"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class JobNotFound(ResilientError):
+    status_code = 404
+    default_code = "not_found"
+
+
+class IllegalTransition(ResilientError):
+    """The job's current status does not allow the requested action."""
+
+    status_code = 409
+    default_code = "illegal_transition"
+
+    def __init__(self, *, action: str, status: str, allowed: tuple[str, ...]) -> None:
+        allowed_text = " or ".join(allowed)
+        super().__init__(f"cannot {action} a job that is {status}; it must be {allowed_text}")
+        self.action = action
+        self.status = status
+
+
+# --- Raised by handlers, read by the worker -----------------------------------------------------
+
+
+class JobFailure(Exception):
+    """A handler's attempt failed. Retryable unless ``PermanentJobFailure``."""
+
+    retryable = True
+    counts_against_dependency = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DependencyFailure(JobFailure):
+    """The downstream failed (5xx, timeout, connection error): retry, and the breaker counts it."""
+
+
+class RetryableJobFailure(JobFailure):
+    """Retry later, but the downstream is healthy (e.g. 429 Too Many Requests, 408)."""
+
+    counts_against_dependency = False
+
+
+class PermanentJobFailure(JobFailure):
+    """The job itself is wrong (e.g. a 4xx answer): fail at once, never retry, not counted."""
+
+    retryable = False
+    counts_against_dependency = False

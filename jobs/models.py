@@ -1,0 +1,116 @@
+"""The job store: Job and its append-only JobEvent audit trail."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+PRIORITY_MIN = -100
+PRIORITY_MAX = 100
+PRIORITY_DEFAULT = 0
+PRIORITY_EMERGENCY = 10
+MAX_ATTEMPTS_LIMIT = 100
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class EventKind(models.TextChoices):
+    SUBMITTED = "submitted"
+    CLAIMED = "claimed"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    REPRIORITISED = "reprioritised"
+    CANCELLED = "cancelled"
+    RETRIED = "retried"
+    LEASE_EXPIRED = "lease_expired"
+    RELEASED = "released"
+    HELD = "held"
+
+
+class Job(models.Model):
+    """A unit of work. ``seq`` (the primary key) is the monotonic FIFO tie-break; ``uuid`` is public."""
+
+    seq = models.BigAutoField(primary_key=True)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=64)
+    payload = models.JSONField(default=dict, blank=True)
+    dependency = models.CharField(max_length=64)
+    priority = models.SmallIntegerField(
+        default=PRIORITY_DEFAULT,
+        validators=[MinValueValidator(PRIORITY_MIN), MaxValueValidator(PRIORITY_MAX)],
+    )
+    status = models.CharField(max_length=16, choices=JobStatus, default=JobStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=5)
+    run_after = models.DateTimeField(default=timezone.now)
+    lease_owner = models.CharField(max_length=128, blank=True, default="")
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # "Next job in pop order" is one walk of this partial index: pending rows only, in
+            # exactly (priority desc, seq asc) order, whatever the size of the table.
+            models.Index(
+                fields=["-priority", "seq"],
+                condition=Q(status=JobStatus.PENDING),
+                name="job_pop_order",
+            ),
+            models.Index(
+                fields=["dependency", "-priority", "seq"],
+                condition=Q(status=JobStatus.PENDING),
+                name="job_pop_order_by_dependency",
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status=JobStatus.RUNNING),
+                name="job_running_lease",
+            ),
+            models.Index(fields=["status", "dependency"], name="job_status_dependency"),
+            models.Index(fields=["status", "-finished_at"], name="job_status_finished"),
+        ]
+        permissions = [
+            ("reprioritise_job", "Can reprioritise jobs"),
+            ("cancel_job", "Can cancel jobs"),
+            ("retry_job", "Can retry jobs"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.short_id} {self.kind} ({self.status})"
+
+    @property
+    def short_id(self) -> str:
+        return str(self.uuid)[:8]
+
+
+class JobEvent(models.Model):
+    """One line of a job's history, written in the same transaction as the change it records."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=EventKind)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=150)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor}"

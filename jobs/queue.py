@@ -1,0 +1,166 @@
+"""The worker's primitives: claim the next job in pop order, renew its lease, record its outcome.
+
+Every function is one short transaction that writes its JobEvent beside the change. Outcomes are
+conditional UPDATEs on (status=running, lease_owner=worker): a worker that lost its lease can
+never overwrite what another worker recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from jobs import conf, notify, retry
+from jobs.models import EventKind, Job, JobStatus
+from jobs.services import event_record
+
+MAX_ERROR_CHARS = 4000
+
+
+def pop_order(queryset: QuerySet[Job] | None = None) -> QuerySet[Job]:
+    """Pending jobs in pop order: highest priority first, then oldest (by sequence)."""
+    qs = Job.objects.all() if queryset is None else queryset
+    return qs.filter(status=JobStatus.PENDING).order_by("-priority", "seq")
+
+
+def job_claim_next(
+    *,
+    worker_id: str,
+    exclude_dependencies: Collection[str] = (),
+    now: datetime | None = None,
+) -> Job | None:
+    """Atomically take the next runnable job in pop order and lease it to ``worker_id``.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets many workers claim at once without waiting on
+    each other. SQLite: the IMMEDIATE transaction holds the write lock, so claims are serial.
+    """
+    now = now or timezone.now()
+    lease = timedelta(seconds=conf.get("LEASE_SECONDS"))
+    with transaction.atomic():
+        candidates = pop_order().filter(run_after__lte=now)
+        if exclude_dependencies:
+            candidates = candidates.exclude(dependency__in=list(exclude_dependencies))
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        job = candidates.first()
+        if job is None:
+            return None
+        job.status = JobStatus.RUNNING
+        job.lease_owner = worker_id
+        job.lease_expires_at = now + lease
+        job.started_at = now
+        job.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at", "updated_at"])
+        event_record(job=job, kind=EventKind.CLAIMED, actor=worker_id, attempt=job.attempts + 1)
+    return job
+
+
+def _owned(job: Job, worker_id: str) -> QuerySet[Job]:
+    return Job.objects.filter(seq=job.seq, status=JobStatus.RUNNING, lease_owner=worker_id)
+
+
+def job_renew_lease(*, job: Job, worker_id: str, now: datetime | None = None) -> bool:
+    """Push the lease forward. False means the lease was lost (expired and reclaimed)."""
+    now = now or timezone.now()
+    expires = now + timedelta(seconds=conf.get("LEASE_SECONDS"))
+    return bool(_owned(job, worker_id).update(lease_expires_at=expires))
+
+
+def job_succeed(*, job: Job, worker_id: str, result: Any, duration: float | None = None) -> bool:
+    """Record success. False (and nothing written) if this worker no longer holds the lease."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = _owned(job, worker_id).update(
+            status=JobStatus.SUCCEEDED,
+            attempts=F("attempts") + 1,
+            result=result,
+            finished_at=now,
+            lease_owner="",
+            lease_expires_at=None,
+            updated_at=now,
+        )
+        if updated:
+            event_record(job=job, kind=EventKind.SUCCEEDED, actor=worker_id, duration=duration)
+    return bool(updated)
+
+
+def _failure_changes(job: Job, *, error: str, retryable: bool, retry_after: float | None, now: datetime) -> tuple[dict, str, dict]:
+    """The row changes and event for a failed attempt number ``job.attempts + 1``."""
+    attempt = job.attempts + 1
+    error = error[:MAX_ERROR_CHARS]
+    common = {"attempts": attempt, "last_error": error, "lease_owner": "", "lease_expires_at": None, "updated_at": now}
+    if retryable and attempt < job.max_attempts:
+        delay = retry.backoff_seconds(
+            attempt, base=conf.get("RETRY_BACKOFF_BASE"), cap=conf.get("RETRY_BACKOFF_MAX")
+        )
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        run_after = now + timedelta(seconds=delay)
+        changes = {**common, "status": JobStatus.PENDING, "run_after": run_after}
+        details = {"attempt": attempt, "error": error, "delay": round(delay, 3), "run_after": run_after.isoformat()}
+        return changes, EventKind.RETRY_SCHEDULED, details
+    changes = {**common, "status": JobStatus.FAILED, "finished_at": now}
+    return changes, EventKind.FAILED, {"attempt": attempt, "error": error, "retryable": retryable}
+
+
+def job_fail(
+    *,
+    job: Job,
+    worker_id: str,
+    error: str,
+    retryable: bool,
+    retry_after: float | None = None,
+    duration: float | None = None,
+) -> bool:
+    """Record a failed attempt: back to pending with backoff, or failed at the attempt limit."""
+    now = timezone.now()
+    with transaction.atomic():
+        fresh = _owned(job, worker_id).select_for_update().first()
+        if fresh is None:
+            return False
+        changes, kind, details = _failure_changes(
+            fresh, error=error, retryable=retryable, retry_after=retry_after, now=now
+        )
+        _owned(job, worker_id).update(**changes)
+        event_record(job=job, kind=kind, actor=worker_id, duration=duration, **details)
+        if changes["status"] == JobStatus.PENDING:
+            notify.wake_workers_on_commit()
+    return True
+
+
+def job_release(*, job: Job, worker_id: str, reason: str) -> bool:
+    """Hand a claimed job back to pending without spending an attempt (shutdown, open breaker)."""
+    now = timezone.now()
+    with transaction.atomic():
+        updated = _owned(job, worker_id).update(
+            status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, started_at=None, updated_at=now
+        )
+        if updated:
+            event_record(job=job, kind=EventKind.RELEASED, actor=worker_id, reason=reason)
+            notify.wake_workers_on_commit()
+    return bool(updated)
+
+
+def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 100) -> int:
+    """Return running jobs whose lease has expired (their worker died) to pending, counting the attempt."""
+    now = now or timezone.now()
+    expired = 0
+    with transaction.atomic():
+        stale = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now).order_by("lease_expires_at")
+        if connection.features.has_select_for_update_skip_locked:
+            stale = stale.select_for_update(skip_locked=True)
+        for job in stale[:limit]:
+            previous_owner = job.lease_owner
+            changes, kind, details = _failure_changes(
+                job, error=f"lease expired (worker {previous_owner} stopped renewing)", retryable=True, retry_after=None, now=now
+            )
+            Job.objects.filter(seq=job.seq, status=JobStatus.RUNNING, lease_owner=previous_owner).update(**changes)
+            event_record(job=job, kind=EventKind.LEASE_EXPIRED, actor=actor, previous_owner=previous_owner, outcome=kind, **details)
+            expired += 1
+        if expired:
+            notify.wake_workers_on_commit()
+    return expired

@@ -1,0 +1,96 @@
+"""Reads: jobs, their history, the queue in pop order, and why a job is waiting."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from jobs.exceptions import InvalidInput, JobNotFound
+from jobs.models import Job, JobStatus
+from jobs.queue import pop_order
+
+ORDERINGS = {"pop": None, "newest": ("-seq",), "oldest": ("seq",)}
+
+
+def job_get(*, job_id: UUID | str) -> Job:
+    try:
+        return Job.objects.get(uuid=job_id)
+    except (Job.DoesNotExist, ValueError):
+        raise JobNotFound(f"no job {job_id}") from None
+
+
+def job_list(
+    *, status: str | None = None, kind: str | None = None, dependency: str | None = None, ordering: str | None = None
+) -> QuerySet[Job]:
+    """Jobs filtered by status, kind and dependency. ``ordering="pop"`` lists pending jobs in pop order."""
+    qs = Job.objects.all()
+    if status:
+        if status not in JobStatus.values:
+            raise InvalidInput("status", f"must be one of {', '.join(JobStatus.values)}")
+        qs = qs.filter(status=status)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if dependency:
+        qs = qs.filter(dependency=dependency)
+    ordering = ordering or "newest"
+    if ordering not in ORDERINGS:
+        raise InvalidInput("ordering", f"must be one of {', '.join(ORDERINGS)}")
+    if ordering == "pop":
+        return pop_order(qs)
+    return qs.order_by(*ORDERINGS[ordering])
+
+
+def pending_count() -> int:
+    return Job.objects.filter(status=JobStatus.PENDING).count()
+
+
+def counts_by_status() -> dict[str, int]:
+    rows = Job.objects.values("status").annotate(n=Count("seq")).order_by()
+    counts = dict.fromkeys(JobStatus.values, 0)
+    counts.update({row["status"]: row["n"] for row in rows})
+    return counts
+
+
+def pending_by_dependency() -> dict[str, int]:
+    rows = Job.objects.filter(status=JobStatus.PENDING).values("dependency").annotate(n=Count("seq")).order_by()
+    return {row["dependency"]: row["n"] for row in rows}
+
+
+def queue_next(*, limit: int = 10) -> list[Job]:
+    return list(pop_order()[:limit])
+
+
+def queue_summary(*, limit: int = 10) -> dict[str, Any]:
+    by_status = counts_by_status()
+    return {
+        "size": by_status[JobStatus.PENDING],
+        "by_status": by_status,
+        "by_dependency": pending_by_dependency(),
+        "next": queue_next(limit=limit),
+    }
+
+
+def job_position(job: Job) -> int | None:
+    """1-based place of a pending job in pop order (None unless pending)."""
+    if job.status != JobStatus.PENDING:
+        return None
+    ahead = Job.objects.filter(status=JobStatus.PENDING).filter(
+        Q(priority__gt=job.priority) | Q(priority=job.priority, seq__lt=job.seq)
+    )
+    return ahead.count() + 1
+
+
+def job_waiting_for(job: Job, *, position: int | None = None) -> dict[str, Any] | None:
+    """Why a pending job is not running yet, or None when it is not waiting."""
+    if job.status != JobStatus.PENDING:
+        return None
+    now = timezone.now()
+    if job.run_after > now:
+        return {"reason": "retry_scheduled", "until": job.run_after.isoformat()}
+    position = job_position(job) if position is None else position
+    if position > 1:
+        return {"reason": "jobs_ahead", "jobs_ahead": position - 1}
+    return {"reason": "next", "jobs_ahead": 0}

@@ -1,0 +1,185 @@
+"""Every mutation a client or operator makes to jobs. One transaction each, event included.
+
+The worker's primitives (claim, finish, fail, leases) live beside these in ``jobs.queue``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs import conf, dependencies, notify, validation
+from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
+from jobs.handlers import registry
+from jobs.models import (
+    MAX_ATTEMPTS_LIMIT,
+    PRIORITY_DEFAULT,
+    PRIORITY_EMERGENCY,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
+    EventKind,
+    Job,
+    JobEvent,
+    JobStatus,
+)
+
+SYSTEM = "system"
+
+
+def actor_name(user: Any) -> str:
+    """How a user appears in the audit trail."""
+    if user is None or not getattr(user, "is_authenticated", False):
+        return SYSTEM
+    return f"user:{user.get_username()}"
+
+
+def event_record(*, job: Job, kind: str, actor: str, **details: Any) -> JobEvent:
+    """Append one event to ``job``'s history (call inside the mutation's transaction)."""
+    return JobEvent.objects.create(job=job, kind=kind, actor=actor, details=details)
+
+
+def _resolve_priority(priority: Any, emergency: Any) -> int:
+    if emergency is not None and not isinstance(emergency, bool):
+        raise InvalidInput("emergency", "must be true or false")
+    if priority is not None and emergency:
+        raise InvalidInput("priority", "give priority or emergency, not both")
+    if priority is None:
+        return PRIORITY_EMERGENCY if emergency else PRIORITY_DEFAULT
+    return validation.check_int("priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX)
+
+
+def job_submit(
+    *,
+    kind: Any,
+    payload: Any = None,
+    priority: Any = None,
+    emergency: Any = None,
+    dependency: Any = None,
+    max_attempts: Any = None,
+    idempotency_key: Any = None,
+    actor: str = SYSTEM,
+) -> tuple[Job, bool]:
+    """Store a new pending job and wake a worker. Returns (job, created).
+
+    A repeated ``idempotency_key`` returns the first job with ``created`` False.
+    Raises ``InvalidInput`` naming the field; nothing is stored then.
+    """
+    if not isinstance(kind, str):
+        raise InvalidInput("kind", "must be a string")
+    job_kind = registry.get(kind)
+    payload = {} if payload is None else payload
+    if not isinstance(payload, dict):
+        raise InvalidInput("payload", "must be a JSON object")
+    validation.check_json(
+        "payload",
+        payload,
+        max_depth=conf.get("MAX_JSON_DEPTH"),
+        max_bytes=conf.get("MAX_PAYLOAD_BYTES"),
+    )
+    resolved_priority = _resolve_priority(priority, emergency)
+    if dependency is None:
+        dependency = job_kind.dependency
+    if not isinstance(dependency, str):
+        raise InvalidInput("dependency", "must be a string")
+    dependencies.get(dependency)
+    if max_attempts is None:
+        max_attempts = conf.get("DEFAULT_MAX_ATTEMPTS")
+    validation.check_int("max_attempts", max_attempts, low=1, high=MAX_ATTEMPTS_LIMIT)
+    if idempotency_key is not None:
+        if not isinstance(idempotency_key, str) or not idempotency_key:
+            raise InvalidInput("idempotency_key", "must be a non-empty string")
+        limit = conf.get("MAX_IDEMPOTENCY_KEY_LENGTH")
+        if len(idempotency_key) > limit:
+            raise InvalidInput("idempotency_key", f"must be at most {limit} characters")
+        validation.check_text("idempotency_key", idempotency_key)
+        existing = Job.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    if job_kind.validate is not None:
+        job_kind.validate(payload, dependency)
+
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                kind=kind,
+                payload=payload,
+                dependency=dependency,
+                priority=resolved_priority,
+                max_attempts=max_attempts,
+                idempotency_key=idempotency_key,
+            )
+            event_record(job=job, kind=EventKind.SUBMITTED, actor=actor, priority=resolved_priority)
+            notify.wake_workers_on_commit()
+    except IntegrityError:
+        # A concurrent submission with the same key won the race: answer with its job.
+        if idempotency_key is None:
+            raise
+        return Job.objects.get(idempotency_key=idempotency_key), False
+    return job, True
+
+
+def _transition(
+    *, job_id: UUID, action: str, allowed: tuple[str, ...], changes: dict[str, Any]
+) -> Job:
+    """Apply ``changes`` iff the job's status is in ``allowed``: one conditional UPDATE, no race."""
+    updated = Job.objects.filter(uuid=job_id, status__in=allowed).update(
+        **changes, updated_at=timezone.now()
+    )
+    job = Job.objects.filter(uuid=job_id).first()
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    if not updated:
+        raise IllegalTransition(action=action, status=job.status, allowed=allowed)
+    return job
+
+
+def job_reprioritise(*, job_id: UUID, priority: Any, actor: str) -> Job:
+    """Change a pending job's priority; it moves in pop order at once."""
+    priority = validation.check_int("priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX)
+    with transaction.atomic():
+        before = Job.objects.filter(uuid=job_id).values_list("priority", flat=True).first()
+        job = _transition(
+            job_id=job_id,
+            action="reprioritise",
+            allowed=(JobStatus.PENDING,),
+            changes={"priority": priority},
+        )
+        event_record(job=job, kind=EventKind.REPRIORITISED, actor=actor, before=before, after=priority)
+    return job
+
+
+def job_cancel(*, job_id: UUID, actor: str, reason: str = "") -> Job:
+    """Cancel a pending or failed job."""
+    with transaction.atomic():
+        job = _transition(
+            job_id=job_id,
+            action="cancel",
+            allowed=(JobStatus.PENDING, JobStatus.FAILED),
+            changes={"status": JobStatus.CANCELLED, "finished_at": timezone.now()},
+        )
+        event_record(job=job, kind=EventKind.CANCELLED, actor=actor, reason=reason)
+    return job
+
+
+def job_retry(*, job_id: UUID, actor: str) -> Job:
+    """Send a failed or cancelled job back to pending with a fresh set of attempts."""
+    with transaction.atomic():
+        job = _transition(
+            job_id=job_id,
+            action="retry",
+            allowed=(JobStatus.FAILED, JobStatus.CANCELLED),
+            changes={
+                "status": JobStatus.PENDING,
+                "attempts": 0,
+                "run_after": timezone.now(),
+                "started_at": None,
+                "finished_at": None,
+                "result": None,
+            },
+        )
+        event_record(job=job, kind=EventKind.RETRIED, actor=actor)
+        notify.wake_workers_on_commit()
+    return job

@@ -1,0 +1,50 @@
+"""Checks on client-supplied JSON that every database accepts and every limit holds. Pure."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from jobs.exceptions import InvalidInput
+
+
+def check_text(field: str, value: str) -> None:
+    """PostgreSQL rejects NUL in text and UTF-8 rejects lone surrogates: refuse both up front."""
+    if "\x00" in value:
+        raise InvalidInput(field, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "must be valid Unicode (no lone surrogates)") from None
+
+
+def check_json(field: str, value: Any, *, max_depth: int, max_bytes: int) -> None:
+    """Bound nesting depth and encoded size; check every string and key."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > max_depth:
+                raise InvalidInput(field, f"nests deeper than {max_depth} levels")
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, child in items:
+                if isinstance(key, str):
+                    check_text(field, key)
+                stack.append((child, depth + 1))
+        elif isinstance(node, str):
+            check_text(field, node)
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise InvalidInput(field, "must not contain NaN or Infinity")
+    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    if size > max_bytes:
+        raise InvalidInput(field, f"is {size} bytes; the limit is {max_bytes}")
+
+
+def check_int(field: str, value: Any, *, low: int, high: int) -> int:
+    """An integer (not a bool, float or string) within [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(field, "must be an integer")
+    if not low <= value <= high:
+        raise InvalidInput(field, f"must be between {low} and {high}")
+    return value

@@ -1,0 +1,12 @@
+"""ASGI entry point: HTTP (Django), websockets (dashboard) and the ``jobs`` worker channel."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resilient.settings")
+django_asgi_app = get_asgi_application()
+
+from resilient.routing import build_application  # noqa: E402  (needs Django set up first)
+
+application = build_application(django_asgi_app)
