@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from channels.routing import ProtocolTypeRouter
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter
+
+from jobs.consumers import JobWakeConsumer
+from jobs.notify import JOBS_CHANNEL
 
 
 def build_application(http_app):
-    return ProtocolTypeRouter({"http": http_app})
+    return ProtocolTypeRouter(
+        {
+            "http": http_app,
+            "channel": ChannelNameRouter({JOBS_CHANNEL: JobWakeConsumer.as_asgi()}),
+        }
+    )

@@ -62,9 +62,10 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "channels",
+    # jobs before channels: our runworker (graceful drain) overrides channels' one.
     "jobs",
     "dashboard",
+    "channels",
 ]
 
 MIDDLEWARE = [

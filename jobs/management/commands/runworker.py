@@ -1,0 +1,10 @@
+"""``runworker jobs``: channels' runworker with our worker, which runs jobs and drains on SIGTERM."""
+
+from channels.management.commands import runworker
+
+from jobs.runtime import JobsWorker
+
+
+class Command(runworker.Command):
+    help = "Run a worker: listens on the given channels (use `jobs`) and runs jobs in pop order."
+    worker_class = JobsWorker

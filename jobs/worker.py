@@ -1,0 +1,200 @@
+"""The job runner: drains the queue in pop order, one claimed job per slot, until told to stop.
+
+It wakes on a channel-layer hint (``wake()``) or every poll interval, whichever comes first, so a
+lost message costs at most one poll. Each job holds a lease the runner renews while it runs; on
+shutdown the runner stops claiming, lets running jobs finish within the grace period and hands
+back the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+
+from jobs import conf, queue
+from jobs.exceptions import JobFailure
+from jobs.handlers import registry
+from jobs.handlers.registry import JobContext
+from jobs.models import Job
+
+log = logging.getLogger("resilient.worker")
+
+_runners: set[JobRunner] = set()
+
+
+def wake_all() -> None:
+    """Wake every runner of this process (called by the ``jobs`` channel consumer)."""
+    for runner in list(_runners):
+        runner.wake()
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class JobRunner:
+    def __init__(
+        self,
+        *,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+        poll_interval: float | None = None,
+        shutdown_grace: float | None = None,
+    ) -> None:
+        self.worker_id = worker_id or new_worker_id()
+        self.concurrency = concurrency or conf.get("WORKER_CONCURRENCY")
+        self.poll_interval = poll_interval if poll_interval is not None else conf.get("POLL_INTERVAL")
+        self.shutdown_grace = shutdown_grace if shutdown_grace is not None else conf.get("SHUTDOWN_GRACE")
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._executions: dict[int, asyncio.Task] = {}
+
+    # --- control ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Stop claiming; ``run()`` then finishes running jobs within the grace period and returns."""
+        if not self._stopping.is_set():
+            log.info("worker %s stopping: no new claims, grace %.1fs", self.worker_id, self.shutdown_grace)
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # --- main loops ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until ``request_stop()``; then drain gracefully and return."""
+        _runners.add(self)
+        log.info("worker %s started (%d slot(s), poll %.2fs)", self.worker_id, self.concurrency, self.poll_interval)
+        slots = [asyncio.create_task(self._slot(i)) for i in range(self.concurrency)]
+        housekeeping = asyncio.create_task(self._housekeeping())
+        try:
+            await self._stopping.wait()
+            await self._drain(slots)
+        finally:
+            housekeeping.cancel()
+            for task in slots:
+                task.cancel()
+            await asyncio.gather(housekeeping, *slots, return_exceptions=True)
+            _runners.discard(self)
+            log.info("worker %s stopped", self.worker_id)
+
+    async def _drain(self, slots: list[asyncio.Task]) -> None:
+        """Slots finish their current job and exit; past the grace period, running jobs are released."""
+        _, unfinished = await asyncio.wait(slots, timeout=self.shutdown_grace)
+        if unfinished:
+            for execution in list(self._executions.values()):
+                execution.cancel()  # _execute hands the job back to pending
+            await asyncio.wait(unfinished, timeout=10)
+
+    async def _slot(self, index: int) -> None:
+        while not self.stopping:
+            try:
+                job = await database_sync_to_async(queue.job_claim_next)(worker_id=self.worker_id)
+            except Exception:
+                log.exception("worker %s: claim failed; retrying after the poll interval", self.worker_id)
+                job = None
+            if job is None:
+                await self._idle()
+                continue
+            execution = asyncio.create_task(self._execute(job))
+            self._executions[job.seq] = execution
+            try:
+                await execution
+            finally:
+                self._executions.pop(job.seq, None)
+
+    async def _idle(self) -> None:
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _housekeeping(self) -> None:
+        """Every poll interval: return jobs whose worker died (expired lease) to the queue."""
+        while True:
+            try:
+                if await database_sync_to_async(queue.jobs_expire_leases)(actor=self.worker_id):
+                    self.wake()
+            except Exception:
+                log.exception("worker %s: lease expiry sweep failed", self.worker_id)
+            await asyncio.sleep(self.poll_interval)
+
+    # --- one job ---------------------------------------------------------------------------
+
+    async def _execute(self, job: Job) -> None:
+        renewer = asyncio.create_task(self._renew(job))
+        started = time.monotonic()
+        try:
+            result = await self._call_handler(job)
+            outcome: BaseException | None = None
+        except asyncio.CancelledError:
+            renewer.cancel()
+            await database_sync_to_async(queue.job_release)(
+                job=job, worker_id=self.worker_id, reason="worker shut down before the job finished"
+            )
+            log.info("job %s released on shutdown", job.short_id)
+            raise
+        except Exception as exc:  # noqa: BLE001 - any handler error is an outcome to record
+            outcome = exc
+        finally:
+            renewer.cancel()
+        duration = time.monotonic() - started
+        await self._record(job, result if outcome is None else None, outcome, duration)
+
+    async def _call_handler(self, job: Job) -> Any:
+        kind = registry.get(job.kind)
+        context = JobContext(job_id=str(job.uuid), kind=job.kind, dependency=job.dependency, attempt=job.attempts + 1)
+        if inspect.iscoroutinefunction(kind.run):
+            result = await kind.run(job.payload, context)
+        else:
+            # thread_sensitive=False: handlers must not queue behind the ORM's one sync thread.
+            result = await sync_to_async(kind.run, thread_sensitive=False)(job.payload, context)
+        json.dumps(result)  # a result that cannot be stored fails the attempt here, not in the DB
+        return result
+
+    async def _record(self, job: Job, result: Any, outcome: BaseException | None, duration: float) -> None:
+        fields = f"job={job.short_id} kind={job.kind} dependency={job.dependency} priority={job.priority} attempt={job.attempts + 1} duration={duration:.3f}s"
+        if outcome is None:
+            kept = await database_sync_to_async(queue.job_succeed)(
+                job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6)
+            )
+            log.info("job succeeded %s%s", fields, "" if kept else " (lease lost: outcome discarded)")
+            return
+        if isinstance(outcome, JobFailure):
+            retryable, retry_after = outcome.retryable, outcome.retry_after
+        else:
+            retryable, retry_after = True, None
+        error = f"{type(outcome).__name__}: {outcome}" if not isinstance(outcome, JobFailure) else str(outcome)
+        kept = await database_sync_to_async(queue.job_fail)(
+            job=job, worker_id=self.worker_id, error=error, retryable=retryable,
+            retry_after=retry_after, duration=round(duration, 6),
+        )
+        log.info("job attempt failed %s error=%r%s", fields, error, "" if kept else " (lease lost: outcome discarded)")
+
+    async def _renew(self, job: Job) -> None:
+        interval = max(0.05, conf.get("LEASE_SECONDS") / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await database_sync_to_async(queue.job_renew_lease)(job=job, worker_id=self.worker_id):
+                    log.warning("job %s: lease lost; its outcome will be discarded", job.short_id)
+                    return
+            except Exception:
+                log.exception("job %s: lease renewal failed", job.short_id)
