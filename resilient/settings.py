@@ -109,7 +109,11 @@ SQLITE_OPTIONS = {
 }
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    default_db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+    # Persistent connections: the worker and Daphne reach the ORM through one sync thread each
+    # (database_sync_to_async), so a connection per claim would dominate the cost of a job.
+    default_db = dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 300), conn_health_checks=True
+    )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     default_db = {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "resilient.sqlite3"}

@@ -6,11 +6,10 @@ and SQLite is the only store. SIGTERM/SIGINT drain the worker, then stop the ser
 
 from __future__ import annotations
 
-import daphne.server  # noqa: I001  - first: installs Twisted's asyncio reactor
-
 import asyncio
 import logging
 
+import daphne.server  # before anything imports twisted.internet.reactor: installs the asyncio reactor
 from channels.layers import get_channel_layer
 from channels.routing import get_default_application
 from django.core.management.base import BaseCommand
