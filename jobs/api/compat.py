@@ -24,7 +24,8 @@ class WriteUpJobView(APIView):
         summary="Submit a job the write-up's way",
     )
     def post(self, request):
-        payload = json_object(request.data, allowed=set(request.data or ()))
+        data = request.data
+        payload = json_object(data, allowed=set(data) if isinstance(data, dict) else set())
         emergency = payload.get("emergency") is True
         job, _ = services.job_submit(
             kind="simulate",

@@ -157,6 +157,7 @@ def test_write_up_post_jobs(api):
 
 def test_write_up_post_jobs_rejects_non_objects(api):
     assert api.post("/jobs", [1, 2], format="json").status_code == 400
+    assert api.post("/jobs", [{"a": 1}], format="json").status_code == 400  # was a 500 (unhashable)
     assert api.post("/jobs", "nope", content_type="application/json").status_code == 400
     assert Job.objects.count() == 0
 
