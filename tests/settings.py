@@ -5,3 +5,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "insecure-test-only-key")
 
 from resilient.settings import *  # noqa: E402,F403
+
+# Connections opened by async tests in asgiref's worker threads must not outlive the test: a
+# persistent one keeps PostgreSQL from dropping the test database at teardown.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
