@@ -24,7 +24,7 @@ class WriteUpJobView(APIView):
         summary="Submit a job the write-up's way",
     )
     def post(self, request):
-        payload = json_object(request.data, allowed=set(request.data or ()))
+        payload = json_object(request.data, allowed=None)
         emergency = payload.get("emergency") is True
         job, _ = services.job_submit(
             kind="simulate",
