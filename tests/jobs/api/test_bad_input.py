@@ -484,3 +484,29 @@ def test_no_client_input_produces_a_500(api, body, path):
         assert counts() == before
     else:
         assert Job.objects.count() in (before[0], before[0] + 1)
+
+
+# --- query parameters ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("kind=%00", "kind"),
+        ("dependency=a%00b", "dependency"),
+        ("status=%00", "status"),
+        ("status=bogus", "status"),
+        ("ordering=%00", "ordering"),
+    ],
+)
+def test_bad_list_filters_are_400_naming_them(api, query, field):
+    response = api.get(f"/api/jobs/?{query}")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+
+
+@pytest.mark.parametrize(
+    "query", ["kind=%ED%A0%80", "kind=%FF", "dependency=%F0%9F%98%80", "page=%00"]
+)
+def test_odd_list_filters_never_500(api, query):
+    assert api.get(f"/api/jobs/?{query}").status_code in (200, 404)
