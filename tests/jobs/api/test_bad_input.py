@@ -114,6 +114,35 @@ NON_FINITE = [
     b'{"kind": "noop", "priority": NaN}',
 ]
 
+# Not NaN literals, but json.loads turns them into float infinities.
+OVERFLOWING = [
+    (b'{"kind": "noop", "payload": {"x": 1e400}}', "payload"),
+    (b'{"kind": "noop", "payload": {"x": [-1e400]}}', "payload"),
+    (b'{"kind": "noop", "priority": 1e400}', "priority"),
+    (b'{"kind": "noop", "max_attempts": -1e400}', "max_attempts"),
+]
+
+
+@pytest.mark.parametrize(("raw", "field"), OVERFLOWING)
+def test_numbers_that_overflow_to_infinity(api, stored, raw, field):
+    assert_rejected(post_raw(api, SUBMIT, raw), field, stored)
+
+
+def test_write_up_number_overflowing_to_infinity(api, stored):
+    assert_rejected(post_raw(api, WRITE_UP, b'{"x": 1e400}'), "payload", stored)
+
+
+def test_huge_integers_are_kept_exactly(api):
+    raw = b'{"kind": "noop", "payload": {"big": ' + b"9" * 200 + b"}}"
+    response = post_raw(api, SUBMIT, raw)
+    assert response.status_code == 201, response.content
+    assert Job.objects.get().payload == {"big": int("9" * 200)}
+
+
+def test_integers_beyond_the_parser_limit_are_400(api, stored):
+    raw = b'{"kind": "noop", "payload": {"big": ' + b"9" * 5000 + b"}}"
+    assert_rejected(post_raw(api, SUBMIT, raw), "detail", stored)
+
 
 @pytest.mark.parametrize("path", [SUBMIT, WRITE_UP])
 @pytest.mark.parametrize("raw", NON_FINITE)
@@ -510,3 +539,24 @@ def test_bad_list_filters_are_400_naming_them(api, query, field):
 )
 def test_odd_list_filters_never_500(api, query):
     assert api.get(f"/api/jobs/?{query}").status_code in (200, 404)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    body=st.one_of(
+        st.fixed_dictionaries({}, optional={"priority": FIELDS["priority"]}), JSON_VALUES
+    )
+)
+def test_no_patch_body_produces_a_500(operator_api, body):
+    job, _ = services.job_submit(kind="noop")
+    response = operator_api.patch(
+        f"/api/jobs/{job.uuid}/", json.dumps(body), content_type="application/json"
+    )
+    assert response.status_code in {200, 400}, response.content[:500]
+    if response.status_code == 400:
+        job.refresh_from_db()
+        assert job.priority == 0
