@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from jobs import conf, notify, retry
+from jobs import conf, notify, retry, validation
 from jobs.models import EventKind, Job, JobStatus
 from jobs.services import event_record
 
@@ -77,7 +77,8 @@ def job_succeed(*, job: Job, worker_id: str, result: Any, duration: float | None
         updated = _owned(job, worker_id).update(
             status=JobStatus.SUCCEEDED,
             attempts=F("attempts") + 1,
-            result=result,
+            # Outcomes come from handlers and downstreams: PostgreSQL refuses NUL, UTF-8 lone surrogates.
+            result=validation.storable_json(result),
             finished_at=now,
             lease_owner="",
             lease_expires_at=None,
@@ -91,7 +92,7 @@ def job_succeed(*, job: Job, worker_id: str, result: Any, duration: float | None
 def _failure_changes(job: Job, *, error: str, retryable: bool, retry_after: float | None, now: datetime) -> tuple[dict, str, dict]:
     """The row changes and event for a failed attempt number ``job.attempts + 1``."""
     attempt = job.attempts + 1
-    error = error[:MAX_ERROR_CHARS]
+    error = validation.storable_text(error[:MAX_ERROR_CHARS])
     common = {"attempts": attempt, "last_error": error, "lease_owner": "", "lease_expires_at": None, "updated_at": now}
     if retryable and attempt < job.max_attempts:
         delay = retry.backoff_seconds(

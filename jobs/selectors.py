@@ -8,6 +8,7 @@ from uuid import UUID
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from jobs import validation
 from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.models import Job, JobStatus
 from jobs.queue import pop_order
@@ -32,8 +33,10 @@ def job_list(
             raise InvalidInput("status", f"must be one of {', '.join(JobStatus.values)}")
         qs = qs.filter(status=status)
     if kind:
+        validation.check_text("kind", kind)  # PostgreSQL refuses NUL even in a WHERE clause
         qs = qs.filter(kind=kind)
     if dependency:
+        validation.check_text("dependency", dependency)
         qs = qs.filter(dependency=dependency)
     ordering = ordering or "newest"
     if ordering not in ORDERINGS:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from jobs.exceptions import InvalidInput
@@ -47,4 +48,23 @@ def check_int(field: str, value: Any, *, low: int, high: int) -> int:
         raise InvalidInput(field, "must be an integer")
     if not low <= value <= high:
         raise InvalidInput(field, f"must be between {low} and {high}")
+    return value
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD, for text no client wrote."""
+    return _UNSTORABLE.sub("\ufffd", value)
+
+
+def storable_json(value: Any) -> Any:
+    """``value`` with every string and key made storable (a handler's result, say)."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(v) for v in value]
     return value

@@ -24,8 +24,7 @@ class WriteUpJobView(APIView):
         summary="Submit a job the write-up's way",
     )
     def post(self, request):
-        data = request.data
-        payload = json_object(data, allowed=set(data) if isinstance(data, dict) else set())
+        payload = json_object(request.data, allowed=None)
         emergency = payload.get("emergency") is True
         job, _ = services.job_submit(
             kind="simulate",

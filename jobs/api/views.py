@@ -28,13 +28,15 @@ SUBMIT_FIELDS = set(JobSubmitSerializer().fields)
 UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
-def json_object(data: Any, *, allowed: set[str]) -> dict:
-    """The request body as a dict with only ``allowed`` keys, else a 400 naming the problem."""
+def json_object(data: Any, *, allowed: set[str] | None) -> dict:
+    """The request body as a dict with only ``allowed`` keys (None: any), else a 400 naming the problem."""
     if not isinstance(data, dict):
         raise InvalidInput("non_field_errors", "the body must be a JSON object")
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted(set(data) - allowed) if allowed is not None else []
     if unknown:
-        raise InvalidInput(unknown[0], f"unknown field; allowed: {', '.join(sorted(allowed))}")
+        # The name goes back as a JSON key: escape lone surrogates, which UTF-8 cannot encode.
+        field = unknown[0].encode("utf-8", "backslashreplace").decode("utf-8")
+        raise InvalidInput(field, f"unknown field; allowed: {', '.join(sorted(allowed))}")
     return data
 
 
@@ -78,6 +80,12 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=JobSubmitSerializer, responses={201: JobSerializer, 200: JobSerializer})
     def create(self, request):
         data = json_object(request.data, allowed=SUBMIT_FIELDS)
+        if "kind" not in data:
+            raise InvalidInput("kind", "this field is required")
+        for field, value in data.items():
+            # The schema marks no field nullable: a null is a mistake, not "use the default".
+            if value is None:
+                raise InvalidInput(field, "may not be null")
         job, created = services.job_submit(**data, actor=services.actor_name(request.user))
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(JobSerializer(job).data, status=code)

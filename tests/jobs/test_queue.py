@@ -1,0 +1,428 @@
+"""The worker's queue primitives: claim, succeed, fail (with backoff), release, leases."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from jobs import queue, services
+from jobs.models import EventKind, Job, JobEvent, JobStatus
+
+pytestmark = pytest.mark.django_db
+
+LEASE = 60.0  # the default RESILIENT["LEASE_SECONDS"]
+
+
+def submit(**fields) -> Job:
+    job, created = services.job_submit(kind=fields.pop("kind", "noop"), **fields)
+    assert created
+    return job
+
+
+def claim(worker: str = "w1", **kwargs) -> Job | None:
+    return queue.job_claim_next(worker_id=worker, **kwargs)
+
+
+def events(job: Job) -> list[JobEvent]:
+    return list(JobEvent.objects.filter(job=job).order_by("id"))
+
+
+def last_event(job: Job) -> JobEvent:
+    return JobEvent.objects.filter(job=job).latest("id")
+
+
+def fresh(job: Job) -> Job:
+    return Job.objects.get(seq=job.seq)
+
+
+# --- claim ------------------------------------------------------------------------------------
+
+
+def test_claim_leases_the_job_and_records_it():
+    job = submit()
+    now = timezone.now()
+    claimed = claim("worker-a", now=now)
+    assert claimed.seq == job.seq
+    row = fresh(job)
+    assert row.status == JobStatus.RUNNING
+    assert row.lease_owner == "worker-a"
+    assert row.lease_expires_at == now + timedelta(seconds=LEASE)
+    assert row.started_at == now
+    assert row.attempts == 0  # an attempt counts when it ends
+    event = last_event(job)
+    assert (event.kind, event.actor, event.details) == (
+        EventKind.CLAIMED,
+        "worker-a",
+        {"attempt": 1},
+    )
+
+
+@override_settings(RESILIENT={"LEASE_SECONDS": 5})
+def test_claim_uses_the_configured_lease():
+    submit()
+    now = timezone.now()
+    job = claim(now=now)
+    assert fresh(job).lease_expires_at == now + timedelta(seconds=5)
+
+
+def test_claim_on_an_empty_queue_returns_none():
+    assert claim() is None
+    assert JobEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize("status", [s for s in JobStatus if s != JobStatus.PENDING])
+def test_claim_takes_only_pending_jobs(status):
+    job = submit()
+    Job.objects.filter(seq=job.seq).update(status=status)
+    assert claim() is None
+    assert fresh(job).status == status
+
+
+def test_claim_never_takes_the_same_job_twice():
+    first, second = submit(), submit()
+    assert claim("a").seq == first.seq
+    assert claim("b").seq == second.seq
+    assert claim("c") is None
+
+
+def test_claim_skips_jobs_whose_run_after_is_in_the_future():
+    later = submit(priority=50)
+    ready = submit(priority=0)
+    now = timezone.now()
+    Job.objects.filter(seq=later.seq).update(run_after=now + timedelta(seconds=30))
+    assert claim(now=now).seq == ready.seq
+    assert claim(now=now) is None
+    assert claim(now=now + timedelta(seconds=30)).seq == later.seq
+
+
+def test_claim_can_skip_dependencies():
+    local = submit(priority=5)
+    default = submit(kind="http", payload={"url": "http://127.0.0.1:9/"}, priority=9)
+    assert claim(exclude_dependencies={"default"}).seq == local.seq
+    assert claim(exclude_dependencies=["local", "default"]) is None
+    assert claim().seq == default.seq
+
+
+# --- succeed ------------------------------------------------------------------------------------
+
+
+def test_succeed_records_result_and_counts_the_attempt():
+    submit()
+    job = claim("w1")
+    assert queue.job_succeed(job=job, worker_id="w1", result={"ok": [1, 2]}, duration=0.25) is True
+    row = fresh(job)
+    assert row.status == JobStatus.SUCCEEDED
+    assert row.attempts == 1
+    assert row.result == {"ok": [1, 2]}
+    assert row.finished_at is not None and row.finished_at >= row.started_at
+    assert (row.lease_owner, row.lease_expires_at) == ("", None)
+    event = last_event(job)
+    assert (event.kind, event.actor, event.details) == (
+        EventKind.SUCCEEDED,
+        "w1",
+        {"duration": 0.25},
+    )
+
+
+def test_succeed_by_another_worker_changes_nothing():
+    submit()
+    job = claim("w1")
+    assert queue.job_succeed(job=job, worker_id="w2", result=1) is False
+    row = fresh(job)
+    assert (row.status, row.lease_owner, row.attempts, row.result) == (
+        JobStatus.RUNNING,
+        "w1",
+        0,
+        None,
+    )
+    assert [e.kind for e in events(job)] == [EventKind.SUBMITTED, EventKind.CLAIMED]
+
+
+# --- fail ------------------------------------------------------------------------------------------
+
+
+def fail_once(job: Job, *, worker: str = "w1", **kwargs) -> tuple[bool, object, object]:
+    """Fail ``job`` and return (result, time before, time after) to bound run_after."""
+    before = timezone.now()
+    result = queue.job_fail(job=job, worker_id=worker, error=kwargs.pop("error", "boom"), **kwargs)
+    return result, before, timezone.now()
+
+
+def reclaim(job: Job, worker: str = "w1") -> Job:
+    """Claim ``job`` again once its backoff has passed (moving the clock, not sleeping)."""
+    row = fresh(job)
+    claimed = claim(worker, now=row.run_after)
+    assert claimed is not None and claimed.seq == job.seq
+    return claimed
+
+
+@override_settings(RESILIENT={"RETRY_BACKOFF_BASE": 2.0, "RETRY_BACKOFF_MAX": 1000.0})
+def test_retryable_failure_schedules_a_retry_with_exponential_backoff():
+    submit(max_attempts=6)
+    job = claim("w1")
+    for attempt in range(1, 6):
+        ok, before, after = fail_once(job, retryable=True, error=f"boom {attempt}")
+        assert ok is True
+        row = fresh(job)
+        base_delay = 2.0 * 2 ** (attempt - 1)
+        assert row.status == JobStatus.PENDING
+        assert row.attempts == attempt
+        assert row.last_error == f"boom {attempt}"
+        assert (row.lease_owner, row.lease_expires_at) == ("", None)
+        assert before + timedelta(seconds=0.75 * base_delay) <= row.run_after
+        assert row.run_after <= after + timedelta(seconds=base_delay)
+        event = last_event(job)
+        assert event.kind == EventKind.RETRY_SCHEDULED and event.actor == "w1"
+        assert event.details["attempt"] == attempt and event.details["error"] == f"boom {attempt}"
+        assert 0.75 * base_delay - 0.001 <= event.details["delay"] <= base_delay
+        assert event.details["run_after"] == row.run_after.isoformat()
+        # Not claimable before its backoff has passed.
+        assert claim("w1", now=row.run_after - timedelta(milliseconds=1)) is None
+        job = reclaim(job)
+
+
+@override_settings(RESILIENT={"RETRY_BACKOFF_BASE": 2.0, "RETRY_BACKOFF_MAX": 5.0})
+def test_backoff_is_capped():
+    submit(max_attempts=10)
+    job = claim()
+    for _ in range(5):
+        _, before, after = fail_once(job, retryable=True)
+        row = fresh(job)
+        job = reclaim(job)
+    # attempt 5: 2 * 2^4 = 32 s uncapped; the cap is 5 s.
+    assert before + timedelta(seconds=3.75) <= row.run_after <= after + timedelta(seconds=5)
+
+
+def test_failure_at_max_attempts_fails_the_job():
+    submit(max_attempts=2)
+    job = claim()
+    fail_once(job, retryable=True, error="first")
+    job = reclaim(job)
+    ok, _, _ = fail_once(job, retryable=True, error="second")
+    assert ok is True
+    row = fresh(job)
+    assert row.status == JobStatus.FAILED
+    assert row.attempts == 2
+    assert row.last_error == "second"
+    assert row.finished_at is not None
+    assert (row.lease_owner, row.lease_expires_at) == ("", None)
+    event = last_event(job)
+    assert event.kind == EventKind.FAILED
+    assert event.details == {"attempt": 2, "error": "second", "retryable": True, "duration": None}
+    assert claim(now=timezone.now() + timedelta(days=1)) is None
+
+
+def test_max_attempts_one_fails_on_the_first_failure():
+    submit(max_attempts=1)
+    job = claim()
+    fail_once(job, retryable=True)
+    assert (fresh(job).status, fresh(job).attempts) == (JobStatus.FAILED, 1)
+
+
+def test_non_retryable_failure_fails_at_once():
+    submit(max_attempts=5)
+    job = claim()
+    ok, _, _ = fail_once(job, retryable=False, error="HTTP 404", duration=0.5)
+    assert ok is True
+    row = fresh(job)
+    assert (row.status, row.attempts, row.last_error) == (JobStatus.FAILED, 1, "HTTP 404")
+    event = last_event(job)
+    assert event.kind == EventKind.FAILED
+    assert event.details == {"attempt": 1, "error": "HTTP 404", "retryable": False, "duration": 0.5}
+
+
+@override_settings(RESILIENT={"RETRY_BACKOFF_BASE": 1.0})
+def test_retry_after_longer_than_the_backoff_wins():
+    submit()
+    job = claim()
+    _, before, after = fail_once(job, retryable=True, retry_after=120.0)
+    row = fresh(job)
+    assert before + timedelta(seconds=120) <= row.run_after <= after + timedelta(seconds=120)
+    assert last_event(job).details["delay"] == 120.0
+
+
+@override_settings(RESILIENT={"RETRY_BACKOFF_BASE": 10.0})
+def test_retry_after_shorter_than_the_backoff_loses():
+    submit()
+    job = claim()
+    _, before, after = fail_once(job, retryable=True, retry_after=0.5)
+    row = fresh(job)
+    assert before + timedelta(seconds=7.5) <= row.run_after <= after + timedelta(seconds=10)
+
+
+def test_long_errors_are_truncated():
+    submit()
+    job = claim()
+    fail_once(job, retryable=True, error="x" * 10_000)
+    assert fresh(job).last_error == "x" * queue.MAX_ERROR_CHARS
+
+
+def test_fail_by_another_worker_changes_nothing():
+    submit()
+    job = claim("w1")
+    ok, _, _ = fail_once(job, worker="w2", retryable=True)
+    assert ok is False
+    row = fresh(job)
+    assert (row.status, row.attempts, row.lease_owner, row.last_error) == (
+        JobStatus.RUNNING,
+        0,
+        "w1",
+        "",
+    )
+    assert len(events(job)) == 2
+
+
+# --- release ------------------------------------------------------------------------------------
+
+
+def test_release_returns_the_job_without_spending_an_attempt():
+    submit(priority=3)
+    job = claim("w1")
+    fail_once(job, retryable=True)
+    job = reclaim(job)
+    assert queue.job_release(job=job, worker_id="w1", reason="shutdown") is True
+    row = fresh(job)
+    assert row.status == JobStatus.PENDING
+    assert row.attempts == 1  # unchanged by the release
+    assert (row.lease_owner, row.lease_expires_at, row.started_at) == ("", None, None)
+    event = last_event(job)
+    assert (event.kind, event.actor, event.details) == (
+        EventKind.RELEASED,
+        "w1",
+        {"reason": "shutdown"},
+    )
+    assert claim("w2", now=row.run_after).seq == job.seq  # claimable again at once
+
+
+def test_release_by_another_worker_changes_nothing():
+    submit()
+    job = claim("w1")
+    assert queue.job_release(job=job, worker_id="w2", reason="x") is False
+    assert fresh(job).status == JobStatus.RUNNING and fresh(job).lease_owner == "w1"
+
+
+# --- leases ---------------------------------------------------------------------------------------
+
+
+def test_renew_pushes_the_lease_forward():
+    submit()
+    start = timezone.now()
+    job = claim("w1", now=start)
+    later = start + timedelta(seconds=45)
+    assert queue.job_renew_lease(job=job, worker_id="w1", now=later) is True
+    assert fresh(job).lease_expires_at == later + timedelta(seconds=LEASE)
+    assert queue.job_renew_lease(job=job, worker_id="w2", now=later + timedelta(seconds=1)) is False
+    assert fresh(job).lease_expires_at == later + timedelta(seconds=LEASE)
+
+
+def test_expired_lease_returns_the_job_to_pending_and_counts_the_attempt():
+    submit(max_attempts=3)
+    start = timezone.now()
+    job = claim("w1", now=start)
+    assert queue.jobs_expire_leases(actor="reaper", now=start + timedelta(seconds=LEASE - 1)) == 0
+    assert fresh(job).status == JobStatus.RUNNING
+    expired_at = start + timedelta(seconds=LEASE + 1)
+    assert queue.jobs_expire_leases(actor="reaper", now=expired_at) == 1
+    row = fresh(job)
+    assert row.status == JobStatus.PENDING
+    assert row.attempts == 1
+    assert (row.lease_owner, row.lease_expires_at) == ("", None)
+    assert "lease expired" in row.last_error and "w1" in row.last_error
+    assert row.run_after > expired_at
+    event = last_event(job)
+    assert (event.kind, event.actor) == (EventKind.LEASE_EXPIRED, "reaper")
+    assert event.details["previous_owner"] == "w1"
+    assert event.details["outcome"] == EventKind.RETRY_SCHEDULED
+    assert event.details["attempt"] == 1
+
+
+def test_expired_lease_at_the_limit_fails_the_job():
+    submit(max_attempts=1)
+    start = timezone.now()
+    job = claim("w1", now=start)
+    assert queue.jobs_expire_leases(actor="reaper", now=start + timedelta(seconds=LEASE + 1)) == 1
+    row = fresh(job)
+    assert (row.status, row.attempts) == (JobStatus.FAILED, 1)
+    assert row.finished_at is not None
+    event = last_event(job)
+    assert event.kind == EventKind.LEASE_EXPIRED and event.details["outcome"] == EventKind.FAILED
+
+
+def test_expire_only_touches_running_jobs_with_expired_leases():
+    submit(), submit(), submit()
+    start = timezone.now()
+    stale = claim("old", now=start)
+    live = claim("new", now=start + timedelta(seconds=30))
+    pending = Job.objects.get(status=JobStatus.PENDING)
+    assert queue.jobs_expire_leases(actor="reaper", now=start + timedelta(seconds=LEASE + 1)) == 1
+    assert fresh(stale).status == JobStatus.PENDING
+    assert fresh(live).status == JobStatus.RUNNING and fresh(live).lease_owner == "new"
+    assert fresh(pending).attempts == 0
+
+
+def test_expire_respects_its_limit():
+    for _ in range(5):
+        submit()
+    start = timezone.now()
+    for _ in range(5):
+        claim("w", now=start)
+    assert queue.jobs_expire_leases(actor="reaper", now=start + timedelta(hours=1), limit=2) == 2
+    assert Job.objects.filter(status=JobStatus.RUNNING).count() == 3
+
+
+def test_a_worker_that_lost_its_lease_cannot_overwrite_the_outcome():
+    submit(max_attempts=5)
+    start = timezone.now()
+    job_a = claim("a", now=start)
+    queue.jobs_expire_leases(actor="reaper", now=start + timedelta(seconds=LEASE + 1))
+
+    # Expired but not yet reclaimed: the old worker's outcome is refused.
+    assert queue.job_succeed(job=job_a, worker_id="a", result="late") is False
+    assert fresh(job_a).status == JobStatus.PENDING
+
+    job_b = claim("b", now=fresh(job_a).run_after)
+    assert job_b.seq == job_a.seq
+    snapshot = Job.objects.filter(seq=job_a.seq).values().get()
+    n_events = JobEvent.objects.count()
+
+    assert queue.job_succeed(job=job_a, worker_id="a", result="late") is False
+    assert queue.job_fail(job=job_a, worker_id="a", error="late", retryable=True) is False
+    assert queue.job_fail(job=job_a, worker_id="a", error="late", retryable=False) is False
+    assert queue.job_renew_lease(job=job_a, worker_id="a") is False
+    assert queue.job_release(job=job_a, worker_id="a", reason="late") is False
+    assert Job.objects.filter(seq=job_a.seq).values().get() == snapshot
+    assert JobEvent.objects.count() == n_events
+
+    assert queue.job_succeed(job=job_b, worker_id="b", result="on time") is True
+    row = fresh(job_a)
+    assert (row.status, row.result, row.attempts) == (JobStatus.SUCCEEDED, "on time", 2)
+
+
+# --- outcomes every database can store --------------------------------------------------------
+
+
+def test_results_with_nul_and_lone_surrogates_are_stored():
+    """A downstream answering with NUL bytes must not crash the worker: jsonb refuses \\u0000."""
+    submit()
+    job = claim("w1")
+    result = {"body": "a\x00b", "k\x00": ["\ud800", {"x": "ok \U0001f600"}], "n": 1}
+    assert queue.job_succeed(job=job, worker_id="w1", result=result) is True
+    row = fresh(job)
+    assert row.status == JobStatus.SUCCEEDED
+    assert row.result == {"body": "a\ufffdb", "k\ufffd": ["\ufffd", {"x": "ok \U0001f600"}], "n": 1}
+
+
+@pytest.mark.parametrize("retryable", [True, False])
+def test_errors_with_nul_and_lone_surrogates_are_stored(retryable):
+    submit()
+    job = claim("w1")
+    assert (
+        queue.job_fail(job=job, worker_id="w1", error="bad\x00byte \udc80", retryable=retryable)
+        is True
+    )
+    row = fresh(job)
+    assert row.last_error == "bad\ufffdbyte \ufffd"
+    assert last_event(job).details["error"] == "bad\ufffdbyte \ufffd"
