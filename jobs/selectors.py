@@ -18,8 +18,8 @@ ORDERINGS = {"pop": None, "newest": ("-seq",), "oldest": ("seq",)}
 
 def job_get(*, job_id: UUID | str) -> Job:
     try:
-        return Job.objects.get(uuid=job_id)
-    except (Job.DoesNotExist, ValueError):
+        return Job.objects.get(uuid=validation.job_uuid(job_id))
+    except Job.DoesNotExist:
         raise JobNotFound(f"no job {job_id}") from None
 
 

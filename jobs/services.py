@@ -125,6 +125,7 @@ def _transition(
     *, job_id: UUID, action: str, allowed: tuple[str, ...], changes: dict[str, Any]
 ) -> Job:
     """Apply ``changes`` iff the job's status is in ``allowed``: one conditional UPDATE, no race."""
+    job_id = validation.job_uuid(job_id)
     updated = Job.objects.filter(uuid=job_id, status__in=allowed).update(
         **changes, updated_at=timezone.now()
     )
@@ -139,6 +140,7 @@ def _transition(
 def job_reprioritise(*, job_id: UUID, priority: Any, actor: str) -> Job:
     """Change a pending job's priority; it moves in pop order at once."""
     priority = validation.check_int("priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX)
+    job_id = validation.job_uuid(job_id)
     with transaction.atomic():
         before = Job.objects.filter(uuid=job_id).values_list("priority", flat=True).first()
         job = _transition(

@@ -6,8 +6,9 @@ import json
 import math
 import re
 from typing import Any
+from uuid import UUID
 
-from jobs.exceptions import InvalidInput
+from jobs.exceptions import InvalidInput, JobNotFound
 
 
 def check_text(field: str, value: str) -> None:
@@ -68,3 +69,13 @@ def storable_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [storable_json(v) for v in value]
     return value
+
+
+def job_uuid(value: Any) -> UUID:
+    """A job id as a UUID; ``JobNotFound`` when it cannot be one (a malformed id is a 404, not a 500)."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise JobNotFound(f"no job {value!r}") from None

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
-from jobs import queue, services
+from jobs import queue, selectors, services
 from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
 from jobs.models import EventKind, Job, JobEvent, JobStatus
 
@@ -153,3 +153,19 @@ def test_actor_name():
     assert services.actor_name(None) == "system"
     assert services.actor_name(AnonymousUser()) == "system"
     assert services.actor_name(User(username="ann")) == "user:ann"
+
+
+@pytest.mark.parametrize("action", list(LEGAL))
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "", "123", 5, None, "\x00"])
+def test_malformed_ids_are_not_found(action, bad_id):
+    """Callers other than the URL router (the dashboard socket, say) pass ids straight through."""
+    job_in(JobStatus.PENDING)
+    with pytest.raises(JobNotFound):
+        act(action, bad_id)
+    assert JobEvent.objects.exclude(kind=EventKind.SUBMITTED).count() == 0
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "", 5, None])
+def test_selectors_job_get_with_a_malformed_id_is_not_found(bad_id):
+    with pytest.raises(JobNotFound):
+        selectors.job_get(job_id=bad_id)
