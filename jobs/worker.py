@@ -20,8 +20,9 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
-from jobs import conf, queue
+from jobs import conf, queue, workers
 from jobs.exceptions import JobFailure
 from jobs.handlers import registry
 from jobs.handlers.registry import JobContext
@@ -58,6 +59,8 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._executions: dict[int, asyncio.Task] = {}
+        self.hostname = socket.gethostname()
+        self.started_at = timezone.now()
 
     # --- control ---------------------------------------------------------------------------
 
@@ -92,6 +95,10 @@ class JobRunner:
                 task.cancel()
             await asyncio.gather(housekeeping, *slots, return_exceptions=True)
             _runners.discard(self)
+            try:
+                await database_sync_to_async(workers.worker_forget)(worker_id=self.worker_id)
+            except Exception:
+                log.warning("worker %s: could not delete its heartbeat", self.worker_id, exc_info=True)
             log.info("worker %s stopped", self.worker_id)
 
     async def _drain(self, slots: list[asyncio.Task]) -> None:
@@ -127,8 +134,15 @@ class JobRunner:
         self._wake.clear()
 
     async def _housekeeping(self) -> None:
-        """Every poll interval: return jobs whose worker died (expired lease) to the queue."""
+        """Every poll interval: say this worker is alive, and return jobs whose worker died
+        (expired lease) to the queue."""
         while True:
+            try:
+                await database_sync_to_async(workers.worker_heartbeat)(
+                    worker_id=self.worker_id, hostname=self.hostname, pid=os.getpid(), started_at=self.started_at
+                )
+            except Exception:
+                log.exception("worker %s: heartbeat failed", self.worker_id)
             try:
                 if await database_sync_to_async(queue.jobs_expire_leases)(actor=self.worker_id):
                     self.wake()

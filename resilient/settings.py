@@ -209,6 +209,15 @@ RESILIENT = {
         "MAX_JSON_DEPTH": os.environ.get("RESILIENT_MAX_JSON_DEPTH"),
         "HTTP_ALLOWED_HOSTS": os.environ.get("RESILIENT_HTTP_ALLOWED_HOSTS"),
         "HANDLER_MODULES": os.environ.get("RESILIENT_HANDLER_MODULES"),
+        "READY_WORKER_SECONDS": os.environ.get("RESILIENT_READY_WORKER_SECONDS"),
+        "READY_REQUIRE_WORKER": os.environ.get("RESILIENT_READY_REQUIRE_WORKER"),
+        "READY_CHANNEL_TIMEOUT": os.environ.get("RESILIENT_READY_CHANNEL_TIMEOUT"),
+        "METRICS_ENABLED": os.environ.get("RESILIENT_METRICS_ENABLED"),
+        "METRICS_TOKEN": os.environ.get("RESILIENT_METRICS_TOKEN"),
+        "METRICS_WINDOW": os.environ.get("RESILIENT_METRICS_WINDOW"),
+        "SUBMIT_RATE": os.environ.get("RESILIENT_SUBMIT_RATE"),
+        "LOGIN_MAX_FAILURES": os.environ.get("RESILIENT_LOGIN_MAX_FAILURES"),
+        "LOGIN_WINDOW": os.environ.get("RESILIENT_LOGIN_WINDOW"),
     }.items()
     if value not in (None, "")
 }

@@ -18,6 +18,9 @@ WRITE_UP_PRIORITY = 1
 class WriteUpJobView(APIView):
     """Any JSON object becomes a ``simulate`` job's payload; ``"emergency": true`` means priority 10."""
 
+    def is_submission(self) -> bool:
+        return self.request.method == "POST"
+
     @extend_schema(
         request=serializers.DictField(),
         responses=JobSerializer,

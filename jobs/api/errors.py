@@ -7,10 +7,23 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from jobs import metrics
 from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
+
+# Error codes folded into one rejection reason for the metrics.
+REJECTION_REASONS = {"parse_error": "invalid", "invalid": "invalid"}
 
 
 def exception_handler(exc, context):
+    response = _handle(exc, context)
+    view = context.get("view")
+    if response is not None and getattr(view, "is_submission", lambda: False)():
+        code = response.data.get("code", "invalid") if isinstance(response.data, dict) else "invalid"
+        metrics.submission_rejected(reason=REJECTION_REASONS.get(code, code))
+    return response
+
+
+def _handle(exc, context):
     if isinstance(exc, InvalidInput):
         return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IllegalTransition):

@@ -53,6 +53,9 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = UUID_PATTERN
     serializer_class = JobSerializer
 
+    def is_submission(self) -> bool:
+        return self.action == "create"
+
     def get_permissions(self):
         if self.action == "partial_update":
             return [permissions.operator("jobs.reprioritise_job")()]
