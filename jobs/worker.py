@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from jobs import conf, queue, workers
+from jobs import conf, logs, queue, workers
 from jobs.exceptions import JobFailure
 from jobs.handlers import registry
 from jobs.handlers.registry import JobContext
@@ -163,7 +163,6 @@ class JobRunner:
             await database_sync_to_async(queue.job_release)(
                 job=job, worker_id=self.worker_id, reason="worker shut down before the job finished"
             )
-            log.info("job %s released on shutdown", job.short_id)
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is an outcome to record
             outcome = exc
@@ -184,23 +183,27 @@ class JobRunner:
         return result
 
     async def _record(self, job: Job, result: Any, outcome: BaseException | None, duration: float) -> None:
-        fields = f"job={job.short_id} kind={job.kind} dependency={job.dependency} priority={job.priority} attempt={job.attempts + 1} duration={duration:.3f}s"
+        """Store the outcome; jobs.queue logs the transition (with the duration)."""
         if outcome is None:
             kept = await database_sync_to_async(queue.job_succeed)(
                 job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6)
             )
-            log.info("job succeeded %s%s", fields, "" if kept else " (lease lost: outcome discarded)")
-            return
-        if isinstance(outcome, JobFailure):
-            retryable, retry_after = outcome.retryable, outcome.retry_after
         else:
-            retryable, retry_after = True, None
-        error = f"{type(outcome).__name__}: {outcome}" if not isinstance(outcome, JobFailure) else str(outcome)
-        kept = await database_sync_to_async(queue.job_fail)(
-            job=job, worker_id=self.worker_id, error=error, retryable=retryable,
-            retry_after=retry_after, duration=round(duration, 6),
-        )
-        log.info("job attempt failed %s error=%r%s", fields, error, "" if kept else " (lease lost: outcome discarded)")
+            if isinstance(outcome, JobFailure):
+                retryable, retry_after = outcome.retryable, outcome.retry_after
+                error = str(outcome)
+            else:
+                retryable, retry_after = True, None
+                error = f"{type(outcome).__name__}: {outcome}"
+            kept = await database_sync_to_async(queue.job_fail)(
+                job=job, worker_id=self.worker_id, error=error, retryable=retryable,
+                retry_after=retry_after, duration=round(duration, 6),
+            )
+        if not kept:
+            logs.job_transition(
+                "outcome_discarded", job, attempt=job.attempts + 1, duration=duration, worker=self.worker_id,
+                outcome="succeeded" if outcome is None else "failed", reason="lease lost", level=logging.WARNING,
+            )
 
     async def _renew(self, job: Job) -> None:
         interval = max(0.05, conf.get("LEASE_SECONDS") / 3)
