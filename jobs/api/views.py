@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import selectors, services
-from jobs.api import permissions
+from jobs.api import permissions, throttles
 from jobs.api.serializers import (
     JobDetailSerializer,
     JobPatchSerializer,
@@ -55,6 +55,9 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def is_submission(self) -> bool:
         return self.action == "create"
+
+    def get_throttles(self):
+        return [throttles.SubmitThrottle()] if self.action == "create" else super().get_throttles()
 
     def get_permissions(self):
         if self.action == "partial_update":
