@@ -29,7 +29,7 @@ def job_list(
 ) -> QuerySet[Job]:
     """Jobs filtered by status, kind and dependency. ``ordering="pop"`` lists pending jobs in pop order."""
     qs = Job.objects.all()
-    if status:
+    if status is not None:  # given but empty is an error too, as the schema's enum says
         if status not in JobStatus.values:
             raise InvalidInput("status", f"must be one of {', '.join(JobStatus.values)}")
         qs = qs.filter(status=status)
@@ -37,7 +37,7 @@ def job_list(
         qs = qs.filter(kind=kind)
     if dependency:
         qs = qs.filter(dependency=dependency)
-    ordering = ordering or "newest"
+    ordering = "newest" if ordering is None else ordering
     if ordering not in ORDERINGS:
         raise InvalidInput("ordering", f"must be one of {', '.join(ORDERINGS)}")
     if ordering == "pop":

@@ -202,3 +202,31 @@ def test_absurdly_deep_json_is_a_400_not_a_crash(api):
     response = api.post("/api/jobs/", body, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["detail"] == "JSON parse error - nested too deeply"
+
+
+# --- found by the fuzzer (tests/test_fuzz.py) ----------------------------------------------------
+
+
+def test_a_submission_without_a_body_is_a_400_naming_kind(api):
+    response = api.post("/api/jobs/")
+    assert response.status_code == 400
+    assert response.json() == {"kind": ["this field is required"]}
+
+
+def test_a_write_up_submission_that_is_not_an_object_is_a_400(api):
+    response = api.post("/jobs", "[[]]", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"non_field_errors": ["the body must be a JSON object"]}
+
+
+def test_unknown_api_urls_answer_json_404_and_other_urls_html(api, client):
+    response = api.get("/api/jobs/not-a-uuid/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_an_empty_status_or_ordering_filter_is_refused(api):
+    assert api.get("/api/jobs/?status=").json() == {"status": ["must be one of pending, running, succeeded, failed, cancelled"]}
+    assert api.get("/api/jobs/?ordering=").status_code == 400

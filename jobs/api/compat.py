@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import selectors, services
-from jobs.api import throttles
+from jobs.api import schema, throttles
 from jobs.api.serializers import JobSerializer, QueueSizeSerializer
 from jobs.api.views import json_object
 from jobs.models import PRIORITY_EMERGENCY
@@ -26,11 +26,12 @@ class WriteUpJobView(APIView):
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
-        responses=JobSerializer,
+        responses={200: JobSerializer, **schema.errors(*schema.WRITE, 429)},
         summary="Submit a job the write-up's way",
     )
     def post(self, request):
-        payload = json_object(request.data, allowed=set(request.data or ()))
+        data = request.data
+        payload = json_object(data, allowed=set(data) if isinstance(data, dict) else set())
         emergency = payload.get("emergency") is True
         job, _ = services.job_submit(
             kind="simulate",
@@ -42,6 +43,6 @@ class WriteUpJobView(APIView):
 
 
 class WriteUpQueueView(APIView):
-    @extend_schema(responses=QueueSizeSerializer, summary="Pending jobs, the write-up's way")
+    @extend_schema(responses={200: QueueSizeSerializer, **schema.errors()}, summary="Pending jobs, the write-up's way")
     def get(self, request):
         return Response({"size": selectors.pending_count()})

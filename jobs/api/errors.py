@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -42,3 +44,14 @@ def _handle(exc, context):
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data.setdefault("code", getattr(exc, "default_code", "error"))
     return response
+
+
+def not_found(request, exception=None):
+    """handler404: JSON under the API's paths (an id that is no UUID, an unknown route), HTML elsewhere."""
+    if request.path.startswith(JSON_PREFIXES) or request.path in WRITE_UP_PATHS:
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
+
+
+JSON_PREFIXES = ("/api/",)
+WRITE_UP_PATHS = {"/jobs", "/queue", "/circuit"}

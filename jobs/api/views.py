@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import selectors, services
-from jobs.api import permissions, throttles
+from jobs.api import permissions, schema, throttles
 from jobs.api.serializers import (
     JobDetailSerializer,
     JobPatchSerializer,
@@ -77,23 +77,28 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             ordering=params.get("ordering"),
         )
 
-    @extend_schema(parameters=LIST_PARAMETERS)
+    @extend_schema(parameters=LIST_PARAMETERS, responses={200: JobSerializer(many=True), **schema.errors(400, 404)})
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=JobSubmitSerializer, responses={201: JobSerializer, 200: JobSerializer})
+    @extend_schema(
+        request=JobSubmitSerializer,
+        responses={201: JobSerializer, 200: JobSerializer, **schema.errors(*schema.WRITE, 429)},
+    )
     def create(self, request):
         data = json_object(request.data, allowed=SUBMIT_FIELDS)
+        if "kind" not in data:
+            raise InvalidInput("kind", "this field is required")
         job, created = services.job_submit(**data, actor=services.actor_name(request.user))
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(JobSerializer(job).data, status=code)
 
-    @extend_schema(responses=JobDetailSerializer)
+    @extend_schema(responses={200: JobDetailSerializer, **schema.errors(404)})
     def retrieve(self, request, id=None):
         job = selectors.job_get(job_id=id)
         return Response(JobDetailSerializer(job).data)
 
-    @extend_schema(request=JobPatchSerializer, responses=JobSerializer)
+    @extend_schema(request=JobPatchSerializer, responses={200: JobSerializer, **schema.errors(*schema.WRITE, 403, 404, 409)})
     def partial_update(self, request, id=None):
         data = json_object(request.data, allowed={"priority"})
         if "priority" not in data:
@@ -103,13 +108,13 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
         return Response(JobSerializer(job).data)
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses={200: JobSerializer, **schema.errors(403, 404, 409)})
     @action(detail=True, methods=["post"])
     def cancel(self, request, id=None):
         job = services.job_cancel(job_id=id, actor=services.actor_name(request.user))
         return Response(JobSerializer(job).data)
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses={200: JobSerializer, **schema.errors(403, 404, 409)})
     @action(detail=True, methods=["post"])
     def retry(self, request, id=None):
         job = services.job_retry(job_id=id, actor=services.actor_name(request.user))
@@ -117,6 +122,6 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class QueueView(APIView):
-    @extend_schema(responses=QueueSerializer)
+    @extend_schema(responses={200: QueueSerializer, **schema.errors()})
     def get(self, request):
         return Response(QueueSerializer(selectors.queue_summary()).data)
