@@ -30,6 +30,8 @@ from jobs.models import JobStatus
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
+COUNTED_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELLED)
+
 REJECTION_REASONS = ("invalid", "too_large", "throttled", "circuit_open", "validation_error", "other")
 
 SUBMISSIONS_REJECTED = Counter(
@@ -81,15 +83,17 @@ class DatabaseCollector(Collector):
 
         jobs = GaugeMetricFamily(
             "resilient_jobs",
-            "Jobs in the store by status and dependency; status=pending is the queue depth.",
+            "Jobs by status (pending = queue depth, running, failed, cancelled) and dependency. "
+            "Succeeded jobs are left out: counting them scans most of the table on every scrape; "
+            "see resilient_jobs_finished_recent.",
             labels=["status", "dependency"],
         )
         # Every status x configured dependency is present (0 when empty), so a drained queue
         # reads 0 rather than "no data".
         counts = dict.fromkeys(
-            ((status, name) for status in JobStatus.values for name in dependencies.configured()), 0
+            ((status, name) for status in COUNTED_STATUSES for name in dependencies.configured()), 0
         )
-        for status, dependency, n in selectors.counts_by_status_and_dependency():
+        for status, dependency, n in selectors.counts_by_status_and_dependency(statuses=COUNTED_STATUSES):
             counts[(status, dependency)] = n
         for (status, dependency), n in sorted(counts.items()):
             jobs.add_metric([status, dependency], n)

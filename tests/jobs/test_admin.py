@@ -78,6 +78,8 @@ def test_search_by_id_prefix_idempotency_key_and_error_text(admin_client, jobs):
     assert listed(admin_client.get(CHANGELIST, {"q": urgent.short_id})) == ["key-urgent"]
     assert listed(admin_client.get(CHANGELIST, {"q": "key-raised"})) == ["key-raised"]
     assert listed(admin_client.get(CHANGELIST, {"q": "refused by", "status": "all"})) == ["http"]
+    assert listed(admin_client.get(CHANGELIST, {"q": str(urgent.uuid)[:13]})) == ["key-urgent"]  # with the hyphen
+    assert listed(admin_client.get(CHANGELIST, {"q": "key-"})) == []  # keys match exactly
 
 
 def test_detail_is_read_only_with_events_inline_and_there_is_no_add_or_delete(admin_client, jobs):
