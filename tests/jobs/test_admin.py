@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from jobs import admin as jobs_admin
 from jobs import pagination, queue, services
 from jobs.models import EventKind, Job, JobEvent, JobStatus
 
@@ -135,6 +136,13 @@ def test_set_priority_asks_first_validates_then_applies(admin_client, jobs):
     texts = [str(m) for m in done.context["messages"]]
     assert "Set to priority 42: 2 job(s)." in texts
     assert listed(admin_client.get(CHANGELIST))[:2] == ["key-low", "key-normal"]  # same priority: older first
+
+
+def test_an_action_refuses_more_jobs_than_its_limit(admin_client, jobs, monkeypatch):
+    monkeypatch.setattr(jobs_admin, "ACTION_LIMIT", 2)
+    response = act(admin_client, "cancel_jobs", jobs["low"], jobs["normal"], jobs["raised"])
+    assert "Refused: cancelled acts on at most 2 jobs at once; narrow the selection." in [str(m) for m in response.context["messages"]]
+    assert not Job.objects.filter(status=JobStatus.CANCELLED).exists()
 
 
 def test_actions_need_their_own_permission(client, django_user_model, jobs):
