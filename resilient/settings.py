@@ -211,7 +211,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "jobs.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": env_int("RESILIENT_PAGE_SIZE", 50),
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     # Submissions are throttled per user by jobs.api.throttles.SubmitThrottle

@@ -4,6 +4,7 @@ schema. The schema is loaded eagerly: schemathesis' lazy fixture loader breaks o
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -17,7 +18,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from jobs import services
 
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = int(os.environ.get("RESILIENT_FUZZ_EXAMPLES", "25"))
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application())
 

@@ -54,13 +54,17 @@ class JobDetailSerializer(JobSerializer):
 
 
 class JobSubmitSerializer(serializers.Serializer):
+    """Optional fields may be omitted or null: both mean the default."""
+
     kind = serializers.ChoiceField(choices=[], help_text="A registered job kind.")
-    payload = serializers.DictField(required=False, help_text="Arguments for the handler (a JSON object).")
-    priority = serializers.IntegerField(required=False, min_value=PRIORITY_MIN, max_value=PRIORITY_MAX)
-    emergency = serializers.BooleanField(required=False, help_text="Shorthand for priority 10.")
-    dependency = serializers.ChoiceField(choices=[], required=False, help_text="Breaker to call through; defaults per kind.")
-    max_attempts = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ATTEMPTS_LIMIT)
-    idempotency_key = serializers.CharField(required=False, max_length=200)
+    payload = serializers.DictField(required=False, allow_null=True, help_text="Arguments for the handler (a JSON object).")
+    priority = serializers.IntegerField(required=False, allow_null=True, min_value=PRIORITY_MIN, max_value=PRIORITY_MAX)
+    emergency = serializers.BooleanField(required=False, allow_null=True, help_text="Shorthand for priority 10.")
+    dependency = serializers.ChoiceField(
+        choices=[], required=False, allow_null=True, help_text="Breaker to call through; defaults per kind."
+    )
+    max_attempts = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ATTEMPTS_LIMIT)
+    idempotency_key = serializers.CharField(required=False, allow_null=True, max_length=200)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
