@@ -10,6 +10,7 @@ multi-process mode sums it across processes. docs/README-ops.md documents every 
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from collections.abc import Callable, Iterable
 from datetime import timedelta
@@ -27,6 +28,8 @@ from prometheus_client.registry import Collector
 
 from jobs import conf, dependencies, selectors
 from jobs.models import JobStatus
+
+log = logging.getLogger(__name__)
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -69,6 +72,7 @@ class DatabaseCollector(Collector):
         try:
             families = list(self._families())
         except Exception:  # an unreachable database must not turn /metrics into a 500
+            log.warning("metrics: database queries failed", exc_info=True)
             up.add_metric([], 0)
             yield up
             return
