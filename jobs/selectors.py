@@ -50,14 +50,14 @@ def pending_count() -> int:
 
 
 def counts_by_status() -> dict[str, int]:
-    rows = Job.objects.values("status").annotate(n=Count("seq")).order_by()
+    rows = Job.objects.values("status").annotate(n=Count("*")).order_by()  # *: index-only on PostgreSQL
     counts = dict.fromkeys(JobStatus.values, 0)
     counts.update({row["status"]: row["n"] for row in rows})
     return counts
 
 
 def pending_by_dependency() -> dict[str, int]:
-    rows = Job.objects.filter(status=JobStatus.PENDING).values("dependency").annotate(n=Count("seq")).order_by()
+    rows = Job.objects.filter(status=JobStatus.PENDING).values("dependency").annotate(n=Count("*")).order_by()
     return {row["dependency"]: row["n"] for row in rows}
 
 
