@@ -267,19 +267,36 @@ class JobAdmin(admin.ModelAdmin):
                 lambda job_id, actor: services.job_reprioritise(job_id=job_id, priority=priority, actor=actor),
             )
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Set priority",
-            "opts": self.model._meta,
-            "form": form,
-            "jobs": list(queryset.order_by("-priority", "seq")[:20]),
-            "count": queryset.order_by().values("pk")[: ACTION_LIMIT + 1].count(),
-            "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
-            "select_across": request.POST.get("select_across", "0"),
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "limit": ACTION_LIMIT,
-        }
-        return TemplateResponse(request, "admin/jobs/job/set_priority.html", context)
+        return action_form_page(
+            self, request, queryset, action="set_priority", title="Set priority", form=form,
+            items=[f"{j.short_id} {j.kind} · {j.dependency} · {j.status} · priority {j.priority}" for j in queryset.order_by("-priority", "seq")[:20]],
+            intro="Only pending jobs can be reprioritised; the others are reported and left as they are.",
+        )
+
+
+def action_form_page(
+    model_admin: admin.ModelAdmin, request, queryset: QuerySet, *, action: str, title: str, form: forms.Form,
+    items: list[str], intro: str = "", submit: str = "",
+) -> TemplateResponse:
+    """The intermediate page of an action that needs input (a priority; for breakers, a reason
+    and a duration). It posts the selection back with ``apply=1``; the action then validates
+    ``form`` and either applies it or shows this page again with the errors."""
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "intro": intro,
+        "submit": submit or title,
+        "opts": model_admin.model._meta,
+        "form": form,
+        "items": items,
+        "count": queryset.order_by().values("pk")[: ACTION_LIMIT + 1].count(),
+        "action": action,
+        "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+        "select_across": request.POST.get("select_across", "0"),
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "limit": ACTION_LIMIT,
+    }
+    return TemplateResponse(request, "admin/jobs/action_form.html", context)
 
 
 @admin.register(JobEvent)

@@ -120,7 +120,7 @@ def test_retry_action_goes_through_the_service(admin_client, jobs):
 def test_set_priority_asks_first_validates_then_applies(admin_client, jobs):
     first = act(admin_client, "set_priority", jobs["low"], jobs["normal"])
     assert first.status_code == 200
-    assert [t.name for t in first.templates][0] == "admin/jobs/job/set_priority.html"
+    assert [t.name for t in first.templates][0] == "admin/jobs/action_form.html"
     assert jobs["low"].short_id in first.content.decode()
 
     invalid = act(admin_client, "set_priority", jobs["low"], jobs["normal"], apply="1", priority="500")
@@ -136,6 +136,18 @@ def test_set_priority_asks_first_validates_then_applies(admin_client, jobs):
     texts = [str(m) for m in done.context["messages"]]
     assert "Set to priority 42: 2 job(s)." in texts
     assert listed(admin_client.get(CHANGELIST))[:2] == ["key-low", "key-normal"]  # same priority: older first
+
+
+def test_set_priority_on_every_job_of_a_filtered_list(admin_client, jobs):
+    """select_across: the intermediate page posts back to the filtered URL, so "all N pending
+    jobs of kind noop in band lowered/normal" is what gets reprioritised."""
+    url = CHANGELIST + "?band=normal"
+    data = {"action": "set_priority", helpers.ACTION_CHECKBOX_NAME: [jobs["normal"].seq], "select_across": "1", "index": 0}
+    page = admin_client.post(url, data)
+    assert page.status_code == 200 and "2 jobs" in page.content.decode()
+    data.pop("index")
+    admin_client.post(url, {**data, "apply": "1", "priority": "-7"}, follow=True)
+    assert sorted(Job.objects.filter(priority=-7).values_list("idempotency_key", flat=True)) == ["key-normal", "key-normal2"]
 
 
 def test_an_action_refuses_more_jobs_than_its_limit(admin_client, jobs, monkeypatch):
