@@ -28,6 +28,16 @@ DEFAULTS: dict[str, Any] = {
     "HTTP_CONNECT_TIMEOUT": 3.05,
     "HTTP_READ_TIMEOUT": 10.0,
     "HTTP_RESULT_EXCERPT_BYTES": 2048,
+    # Operations
+    "READY_WORKER_SECONDS": 60.0,  # /readyz wants a worker heartbeat at most this old
+    "READY_REQUIRE_WORKER": True,  # False: web nodes are ready without any worker alive
+    "READY_CHANNEL_TIMEOUT": 2.0,  # seconds for the channel-layer round trip in /readyz
+    "METRICS_ENABLED": True,  # False: /metrics answers 404
+    "METRICS_TOKEN": "",  # set: /metrics needs "Authorization: Bearer <token>"
+    "METRICS_WINDOW": 300.0,  # seconds of finished jobs behind the recent-window metrics
+    "SUBMIT_RATE": "6000/min",  # per-user API submission throttle (DRF rate syntax)
+    "LOGIN_MAX_FAILURES": 10,  # failed logins per (client address, username) per window...
+    "LOGIN_WINDOW": 300,  # ...seconds; then 429 until the window passes
 }
 
 _COERCE = {float: float, int: int}
@@ -39,5 +49,7 @@ def get(name: str) -> Any:
     value = getattr(settings, "RESILIENT", {}).get(name, default)
     if isinstance(default, list) and isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(default, bool):
+        return value.strip().lower() in {"1", "true", "yes", "on"} if isinstance(value, str) else bool(value)
     coerce = _COERCE.get(type(default))
     return coerce(value) if coerce else value

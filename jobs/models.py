@@ -114,3 +114,16 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker process that is alive: upserted every poll interval, deleted on clean shutdown."""
+
+    worker_id = models.CharField(max_length=128, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.worker_id

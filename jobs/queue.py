@@ -7,6 +7,7 @@ never overwrite what another worker recorded.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,11 +16,12 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from jobs import conf, notify, retry, validation
+from jobs import conf, logs, notify, retry, validation
 from jobs.models import EventKind, Job, JobStatus
 from jobs.services import event_record
 
 MAX_ERROR_CHARS = 4000
+LOG_ERROR_CHARS = 500
 
 
 def pop_order(queryset: QuerySet[Job] | None = None) -> QuerySet[Job]:
@@ -56,6 +58,7 @@ def job_claim_next(
         job.started_at = now
         job.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at", "updated_at"])
         event_record(job=job, kind=EventKind.CLAIMED, actor=worker_id, attempt=job.attempts + 1)
+    logs.job_transition("claimed", job, attempt=job.attempts + 1, worker=worker_id)
     return job
 
 
@@ -86,6 +89,8 @@ def job_succeed(*, job: Job, worker_id: str, result: Any, duration: float | None
         )
         if updated:
             event_record(job=job, kind=EventKind.SUCCEEDED, actor=worker_id, duration=duration)
+    if updated:
+        logs.job_transition("succeeded", job, attempt=job.attempts + 1, duration=duration, worker=worker_id)
     return bool(updated)
 
 
@@ -130,6 +135,11 @@ def job_fail(
         event_record(job=job, kind=kind, actor=worker_id, duration=duration, **details)
         if changes["status"] == JobStatus.PENDING:
             notify.wake_workers_on_commit()
+    logs.job_transition(
+        kind, fresh, attempt=details["attempt"], duration=duration, worker=worker_id,
+        error=details["error"][:LOG_ERROR_CHARS], delay=details.get("delay"), retryable=retryable,
+        level=logging.WARNING,
+    )
     return True
 
 
@@ -143,6 +153,8 @@ def job_release(*, job: Job, worker_id: str, reason: str) -> bool:
         if updated:
             event_record(job=job, kind=EventKind.RELEASED, actor=worker_id, reason=reason)
             notify.wake_workers_on_commit()
+    if updated:
+        logs.job_transition("released", job, worker=worker_id, reason=reason)
     return bool(updated)
 
 
@@ -150,6 +162,7 @@ def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 
     """Return running jobs whose lease has expired (their worker died) to pending, counting the attempt."""
     now = now or timezone.now()
     expired = 0
+    expired_jobs = []
     with transaction.atomic():
         stale = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now).order_by("lease_expires_at")
         if connection.features.has_select_for_update_skip_locked:
@@ -161,7 +174,13 @@ def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 
             )
             Job.objects.filter(seq=job.seq, status=JobStatus.RUNNING, lease_owner=previous_owner).update(**changes)
             event_record(job=job, kind=EventKind.LEASE_EXPIRED, actor=actor, previous_owner=previous_owner, outcome=kind, **details)
+            expired_jobs.append((job, previous_owner, kind, details["attempt"]))
             expired += 1
         if expired:
             notify.wake_workers_on_commit()
+    for job, previous_owner, outcome, attempt in expired_jobs:
+        logs.job_transition(
+            "lease_expired", job, attempt=attempt, previous_owner=previous_owner, outcome=str(outcome),
+            level=logging.WARNING,
+        )
     return expired

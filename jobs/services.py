@@ -11,7 +11,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import conf, dependencies, notify, validation
+from jobs import conf, dependencies, logs, notify, validation
 from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
 from jobs.handlers import registry
 from jobs.models import (
@@ -118,6 +118,7 @@ def job_submit(
         if idempotency_key is None:
             raise
         return Job.objects.get(idempotency_key=idempotency_key), False
+    logs.job_transition("submitted", job, actor=actor)
     return job, True
 
 
@@ -150,6 +151,7 @@ def job_reprioritise(*, job_id: UUID, priority: Any, actor: str) -> Job:
             changes={"priority": priority},
         )
         event_record(job=job, kind=EventKind.REPRIORITISED, actor=actor, before=before, after=priority)
+    logs.job_transition("reprioritised", job, actor=actor, before=before)
     return job
 
 
@@ -163,6 +165,7 @@ def job_cancel(*, job_id: UUID, actor: str, reason: str = "") -> Job:
             changes={"status": JobStatus.CANCELLED, "finished_at": timezone.now()},
         )
         event_record(job=job, kind=EventKind.CANCELLED, actor=actor, reason=reason)
+    logs.job_transition("cancelled", job, actor=actor, reason=reason or None)
     return job
 
 
@@ -184,4 +187,5 @@ def job_retry(*, job_id: UUID, actor: str) -> Job:
         )
         event_record(job=job, kind=EventKind.RETRIED, actor=actor)
         notify.wake_workers_on_commit()
+    logs.job_transition("retried", job, actor=actor)
     return job

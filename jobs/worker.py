@@ -20,8 +20,9 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.utils import timezone
 
-from jobs import conf, queue
+from jobs import conf, logs, queue, workers
 from jobs.exceptions import JobFailure
 from jobs.handlers import registry
 from jobs.handlers.registry import JobContext
@@ -58,6 +59,8 @@ class JobRunner:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._executions: dict[int, asyncio.Task] = {}
+        self.hostname = socket.gethostname()
+        self.started_at = timezone.now()
 
     # --- control ---------------------------------------------------------------------------
 
@@ -92,6 +95,10 @@ class JobRunner:
                 task.cancel()
             await asyncio.gather(housekeeping, *slots, return_exceptions=True)
             _runners.discard(self)
+            try:
+                await database_sync_to_async(workers.worker_forget)(worker_id=self.worker_id)
+            except Exception:
+                log.warning("worker %s: could not delete its heartbeat", self.worker_id, exc_info=True)
             log.info("worker %s stopped", self.worker_id)
 
     async def _drain(self, slots: list[asyncio.Task]) -> None:
@@ -127,8 +134,15 @@ class JobRunner:
         self._wake.clear()
 
     async def _housekeeping(self) -> None:
-        """Every poll interval: return jobs whose worker died (expired lease) to the queue."""
+        """Every poll interval: say this worker is alive, and return jobs whose worker died
+        (expired lease) to the queue."""
         while True:
+            try:
+                await database_sync_to_async(workers.worker_heartbeat)(
+                    worker_id=self.worker_id, hostname=self.hostname, pid=os.getpid(), started_at=self.started_at
+                )
+            except Exception:
+                log.exception("worker %s: heartbeat failed", self.worker_id)
             try:
                 if await database_sync_to_async(queue.jobs_expire_leases)(actor=self.worker_id):
                     self.wake()
@@ -149,7 +163,6 @@ class JobRunner:
             await database_sync_to_async(queue.job_release)(
                 job=job, worker_id=self.worker_id, reason="worker shut down before the job finished"
             )
-            log.info("job %s released on shutdown", job.short_id)
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is an outcome to record
             outcome = exc
@@ -170,23 +183,27 @@ class JobRunner:
         return result
 
     async def _record(self, job: Job, result: Any, outcome: BaseException | None, duration: float) -> None:
-        fields = f"job={job.short_id} kind={job.kind} dependency={job.dependency} priority={job.priority} attempt={job.attempts + 1} duration={duration:.3f}s"
+        """Store the outcome; jobs.queue logs the transition (with the duration)."""
         if outcome is None:
             kept = await database_sync_to_async(queue.job_succeed)(
                 job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6)
             )
-            log.info("job succeeded %s%s", fields, "" if kept else " (lease lost: outcome discarded)")
-            return
-        if isinstance(outcome, JobFailure):
-            retryable, retry_after = outcome.retryable, outcome.retry_after
         else:
-            retryable, retry_after = True, None
-        error = f"{type(outcome).__name__}: {outcome}" if not isinstance(outcome, JobFailure) else str(outcome)
-        kept = await database_sync_to_async(queue.job_fail)(
-            job=job, worker_id=self.worker_id, error=error, retryable=retryable,
-            retry_after=retry_after, duration=round(duration, 6),
-        )
-        log.info("job attempt failed %s error=%r%s", fields, error, "" if kept else " (lease lost: outcome discarded)")
+            if isinstance(outcome, JobFailure):
+                retryable, retry_after = outcome.retryable, outcome.retry_after
+                error = str(outcome)
+            else:
+                retryable, retry_after = True, None
+                error = f"{type(outcome).__name__}: {outcome}"
+            kept = await database_sync_to_async(queue.job_fail)(
+                job=job, worker_id=self.worker_id, error=error, retryable=retryable,
+                retry_after=retry_after, duration=round(duration, 6),
+            )
+        if not kept:
+            logs.job_transition(
+                "outcome_discarded", job, attempt=job.attempts + 1, duration=duration, worker=self.worker_id,
+                outcome="succeeded" if outcome is None else "failed", reason="lease lost", level=logging.WARNING,
+            )
 
     async def _renew(self, job: Job) -> None:
         interval = max(0.05, conf.get("LEASE_SECONDS") / 3)

@@ -49,6 +49,23 @@ CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
 
+# --- HTTPS ------------------------------------------------------------------------------------
+# RESILIENT_HTTPS=1 when users reach the service over HTTPS (directly or through a TLS proxy):
+# redirect plain HTTP, send HSTS, mark cookies secure. `manage.py check --deploy` is then clean.
+RESILIENT_HTTPS = env_bool("RESILIENT_HTTPS", False)
+if RESILIENT_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    # Probes and scrapers often speak plain HTTP inside the network: never redirect them.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    SECURE_HSTS_SECONDS = env_int("RESILIENT_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("RESILIENT_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("RESILIENT_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# Behind a proxy that terminates TLS and sets X-Forwarded-Proto (and strips it from clients).
+if env_bool("RESILIENT_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -75,6 +92,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "resilient.login_limit.LoginRateLimitMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -143,6 +161,20 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Cache ------------------------------------------------------------------------------------
+# Login rate limits and API throttles count in the cache, which must be shared by every process
+# that serves requests: Redis in the scale-out shape; the embedded shape is one process.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "resilient",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -183,9 +215,11 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "jobs.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": env_int("RESILIENT_PAGE_SIZE", 50),
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
+    # Submissions are throttled per user by jobs.api.throttles.SubmitThrottle
+    # (RESILIENT_SUBMIT_RATE); no global throttle on reads.
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
@@ -214,15 +248,31 @@ RESILIENT = {
         "MAX_JSON_DEPTH": os.environ.get("RESILIENT_MAX_JSON_DEPTH"),
         "HTTP_ALLOWED_HOSTS": os.environ.get("RESILIENT_HTTP_ALLOWED_HOSTS"),
         "HANDLER_MODULES": os.environ.get("RESILIENT_HANDLER_MODULES"),
+        "READY_WORKER_SECONDS": os.environ.get("RESILIENT_READY_WORKER_SECONDS"),
+        "READY_REQUIRE_WORKER": os.environ.get("RESILIENT_READY_REQUIRE_WORKER"),
+        "READY_CHANNEL_TIMEOUT": os.environ.get("RESILIENT_READY_CHANNEL_TIMEOUT"),
+        "METRICS_ENABLED": os.environ.get("RESILIENT_METRICS_ENABLED"),
+        "METRICS_TOKEN": os.environ.get("RESILIENT_METRICS_TOKEN"),
+        "METRICS_WINDOW": os.environ.get("RESILIENT_METRICS_WINDOW"),
+        "SUBMIT_RATE": os.environ.get("RESILIENT_SUBMIT_RATE"),
+        "LOGIN_MAX_FAILURES": os.environ.get("RESILIENT_LOGIN_MAX_FAILURES"),
+        "LOGIN_WINDOW": os.environ.get("RESILIENT_LOGIN_WINDOW"),
     }.items()
     if value not in (None, "")
 }
 
+# LOG_FORMAT=json: one JSON object per line with the structured fields of jobs.logs.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "jobs.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"daphne": {"level": "WARNING"}, "django.channels.server": {"level": "WARNING"}},
 }

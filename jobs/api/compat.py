@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import selectors, services
+from jobs.api import schema, throttles
 from jobs.api.serializers import JobSerializer, QueueSizeSerializer
 from jobs.api.views import json_object
 from jobs.models import PRIORITY_EMERGENCY
@@ -18,9 +19,14 @@ WRITE_UP_PRIORITY = 1
 class WriteUpJobView(APIView):
     """Any JSON object becomes a ``simulate`` job's payload; ``"emergency": true`` means priority 10."""
 
+    throttle_classes = [throttles.SubmitThrottle]
+
+    def is_submission(self) -> bool:
+        return self.request.method == "POST"
+
     @extend_schema(
-        request=serializers.DictField(),
-        responses=JobSerializer,
+        request=OpenApiTypes.OBJECT,
+        responses={200: JobSerializer, **schema.errors(*schema.WRITE, 429)},
         summary="Submit a job the write-up's way",
     )
     def post(self, request):
@@ -36,6 +42,6 @@ class WriteUpJobView(APIView):
 
 
 class WriteUpQueueView(APIView):
-    @extend_schema(responses=QueueSizeSerializer, summary="Pending jobs, the write-up's way")
+    @extend_schema(responses={200: QueueSizeSerializer, **schema.errors()}, summary="Pending jobs, the write-up's way")
     def get(self, request):
         return Response({"size": selectors.pending_count()})

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from jobs import metrics
 from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
+
+# Error codes folded into one rejection reason for the metrics.
+REJECTION_REASONS = {"parse_error": "invalid", "invalid": "invalid"}
 
 
 def exception_handler(exc, context):
+    response = _handle(exc, context)
+    view = context.get("view")
+    if response is not None and getattr(view, "is_submission", lambda: False)():
+        code = response.data.get("code", "invalid") if isinstance(response.data, dict) else "invalid"
+        metrics.submission_rejected(reason=REJECTION_REASONS.get(code, code))
+    return response
+
+
+def _handle(exc, context):
     if isinstance(exc, InvalidInput):
         return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, IllegalTransition):
@@ -29,3 +44,14 @@ def exception_handler(exc, context):
     if response is not None and isinstance(response.data, dict) and "detail" in response.data:
         response.data.setdefault("code", getattr(exc, "default_code", "error"))
     return response
+
+
+def not_found(request, exception=None):
+    """handler404: JSON under the API's paths (an id that is no UUID, an unknown route), HTML elsewhere."""
+    if request.path.startswith(JSON_PREFIXES) or request.path in WRITE_UP_PATHS:
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
+
+
+JSON_PREFIXES = ("/api/",)
+WRITE_UP_PATHS = {"/jobs", "/queue", "/circuit"}

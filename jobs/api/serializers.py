@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from jobs import selectors
+from jobs import dependencies, selectors
+from jobs.handlers import registry
 from jobs.models import MAX_ATTEMPTS_LIMIT, PRIORITY_MAX, PRIORITY_MIN, Job, JobEvent
 
 
@@ -53,13 +54,23 @@ class JobDetailSerializer(JobSerializer):
 
 
 class JobSubmitSerializer(serializers.Serializer):
-    kind = serializers.CharField(help_text="A registered job kind: noop, simulate, http, ...")
+    """Optional fields may be omitted or null: both mean the default."""
+
+    kind = serializers.ChoiceField(choices=[], help_text="A registered job kind.")
     payload = serializers.DictField(required=False, help_text="Arguments for the handler (a JSON object).")
     priority = serializers.IntegerField(required=False, min_value=PRIORITY_MIN, max_value=PRIORITY_MAX)
     emergency = serializers.BooleanField(required=False, help_text="Shorthand for priority 10.")
-    dependency = serializers.CharField(required=False, help_text="Breaker to call through; defaults per kind.")
+    dependency = serializers.ChoiceField(
+        choices=[], required=False, help_text="Breaker to call through; defaults per kind."
+    )
     max_attempts = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ATTEMPTS_LIMIT)
     idempotency_key = serializers.CharField(required=False, max_length=200)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Read when the schema is generated, so kinds and dependencies added by settings appear.
+        self.fields["kind"].choices = registry.names()
+        self.fields["dependency"].choices = sorted(dependencies.configured())
 
 
 class JobPatchSerializer(serializers.Serializer):
@@ -75,3 +86,12 @@ class QueueSerializer(serializers.Serializer):
 
 class QueueSizeSerializer(serializers.Serializer):
     size = serializers.IntegerField()
+
+
+# --- Error shapes: for the OpenAPI schema (jobs.api.errors produces them). --------------------
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="Machine-readable: not_found, illegal_transition, throttled, ...")
+    status = serializers.CharField(required=False, help_text="409 only: the job's current status.")

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import selectors, services
-from jobs.api import permissions
+from jobs.api import permissions, schema, throttles
 from jobs.api.serializers import (
     JobDetailSerializer,
     JobPatchSerializer,
@@ -55,6 +55,12 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     lookup_value_regex = UUID_PATTERN
     serializer_class = JobSerializer
 
+    def is_submission(self) -> bool:
+        return self.action == "create"
+
+    def get_throttles(self):
+        return [throttles.SubmitThrottle()] if self.action == "create" else super().get_throttles()
+
     def get_permissions(self):
         if self.action == "partial_update":
             return [permissions.operator("jobs.reprioritise_job")()]
@@ -73,11 +79,14 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             ordering=params.get("ordering"),
         )
 
-    @extend_schema(parameters=LIST_PARAMETERS)
+    @extend_schema(parameters=LIST_PARAMETERS, responses={200: JobSerializer(many=True), **schema.errors(400, 404)})
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=JobSubmitSerializer, responses={201: JobSerializer, 200: JobSerializer})
+    @extend_schema(
+        request=JobSubmitSerializer,
+        responses={201: JobSerializer, 200: JobSerializer, **schema.errors(*schema.WRITE, 429)},
+    )
     def create(self, request):
         data = json_object(request.data, allowed=SUBMIT_FIELDS)
         if "kind" not in data:
@@ -90,12 +99,12 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
         return Response(JobSerializer(job).data, status=code)
 
-    @extend_schema(responses=JobDetailSerializer)
+    @extend_schema(responses={200: JobDetailSerializer, **schema.errors(404)})
     def retrieve(self, request, id=None):
         job = selectors.job_get(job_id=id)
         return Response(JobDetailSerializer(job).data)
 
-    @extend_schema(request=JobPatchSerializer, responses=JobSerializer)
+    @extend_schema(request=JobPatchSerializer, responses={200: JobSerializer, **schema.errors(*schema.WRITE, 403, 404, 409)})
     def partial_update(self, request, id=None):
         data = json_object(request.data, allowed={"priority"})
         if "priority" not in data:
@@ -105,13 +114,13 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         )
         return Response(JobSerializer(job).data)
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses={200: JobSerializer, **schema.errors(403, 404, 409)})
     @action(detail=True, methods=["post"])
     def cancel(self, request, id=None):
         job = services.job_cancel(job_id=id, actor=services.actor_name(request.user))
         return Response(JobSerializer(job).data)
 
-    @extend_schema(request=None, responses=JobSerializer)
+    @extend_schema(request=None, responses={200: JobSerializer, **schema.errors(403, 404, 409)})
     @action(detail=True, methods=["post"])
     def retry(self, request, id=None):
         job = services.job_retry(job_id=id, actor=services.actor_name(request.user))
@@ -119,6 +128,6 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class QueueView(APIView):
-    @extend_schema(responses=QueueSerializer)
+    @extend_schema(responses={200: QueueSerializer, **schema.errors()})
     def get(self, request):
         return Response(QueueSerializer(selectors.queue_summary()).data)

@@ -1,0 +1,104 @@
+"""One log line per job transition, with its fields; JSON lines when LOG_FORMAT=json."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from jobs import logs, queue, services
+from jobs.models import Job
+from tests import subproc
+
+pytestmark = pytest.mark.django_db
+
+
+def transitions(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "resilient.jobs"]
+
+
+def test_every_transition_logs_one_line_with_its_fields(caplog):
+    caplog.set_level(logging.INFO, logger="resilient.jobs")
+    job, _ = services.job_submit(kind="noop", priority=3, max_attempts=2, actor="user:ann")
+    services.job_reprioritise(job_id=job.uuid, priority=7, actor="user:ann")
+    claimed = queue.job_claim_next(worker_id="w1")
+    queue.job_fail(job=claimed, worker_id="w1", error="boom", retryable=True, duration=0.25)
+    Job.objects.filter(seq=job.seq).update(run_after=timezone.now() - timedelta(seconds=1))
+    claimed = queue.job_claim_next(worker_id="w1")
+    queue.job_fail(job=claimed, worker_id="w1", error="boom again", retryable=True, duration=0.5)
+    services.job_retry(job_id=job.uuid, actor="user:ann")
+    claimed = queue.job_claim_next(worker_id="w2")
+    queue.job_succeed(job=claimed, worker_id="w2", result=1, duration=0.125)
+    other, _ = services.job_submit(kind="noop")
+    services.job_cancel(job_id=other.uuid, actor="user:bob", reason="not needed")
+
+    records = transitions(caplog)
+    assert [r.event for r in records] == [
+        "job.submitted", "job.reprioritised", "job.claimed", "job.retry_scheduled", "job.claimed",
+        "job.failed", "job.retried", "job.claimed", "job.succeeded", "job.submitted", "job.cancelled",
+    ]
+    assert {r.job_id for r in records[:9]} == {str(job.uuid)}
+    first = records[0]
+    assert (first.kind, first.dependency, first.priority, first.attempt, first.actor) == ("noop", "local", 3, 0, "user:ann")
+    assert first.getMessage() == f"job submitted job={job.short_id} kind=noop dependency=local priority=3 attempt=0 actor=user:ann"
+    assert records[1].priority == 7 and records[1].before == 3
+    assert records[3].attempt == 1 and records[3].duration == 0.25 and records[3].levelno == logging.WARNING
+    assert records[5].attempt == 2 and records[5].error == "boom again"
+    succeeded = records[8]
+    assert (succeeded.attempt, succeeded.duration, succeeded.worker) == (1, 0.125, "w2")
+    assert "duration=0.125s" in succeeded.getMessage()
+    assert records[10].reason == "not needed" and "reason='not needed'" in records[10].getMessage()
+
+
+def test_an_expired_lease_is_logged_as_a_warning(caplog):
+    caplog.set_level(logging.INFO, logger="resilient.jobs")
+    services.job_submit(kind="noop")
+    claimed = queue.job_claim_next(worker_id="dead-worker")
+    assert queue.jobs_expire_leases(actor="sweeper", now=timezone.now() + timedelta(hours=1)) == 1
+    record = transitions(caplog)[-1]
+    assert record.event == "job.lease_expired" and record.levelno == logging.WARNING
+    assert (record.job_id, record.previous_owner, record.outcome, record.attempt) == (
+        str(claimed.uuid), "dead-worker", "retry_scheduled", 1,
+    )
+
+
+def test_json_formatter_emits_the_extra_fields():
+    record = logging.makeLogRecord(
+        {"name": "resilient.jobs", "levelno": logging.INFO, "levelname": "INFO", "msg": "job %s", "args": ("x",),
+         "event": "job.claimed", "job_id": "abc", "priority": 5}
+    )
+    entry = json.loads(logs.JsonFormatter().format(record))
+    assert entry["message"] == "job x" and entry["level"] == "INFO" and entry["logger"] == "resilient.jobs"
+    assert (entry["event"], entry["job_id"], entry["priority"]) == ("job.claimed", "abc", 5)
+    assert entry["time"].endswith("+00:00")
+    assert not {"args", "msg", "levelno", "pathname"} & set(entry)
+
+
+def test_breaker_transitions_have_a_logging_hook(caplog):
+    caplog.set_level(logging.INFO, logger="resilient.breakers")
+    logs.breaker_transition("default", from_state="closed", to_state="open", actor="worker:1", failures=3)
+    (record,) = [r for r in caplog.records if r.name == "resilient.breakers"]
+    assert record.event == "breaker.transition" and record.to_state == "open" and record.failures == 3
+    assert record.getMessage() == "breaker open dependency=default from_state=closed to_state=open actor=worker:1 failures=3"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_log_format_json_writes_one_json_object_per_line():
+    done = subproc.run_python(
+        'from jobs import services\nservices.job_submit(kind="noop", priority=4)\n',
+        environ=subproc.env(LOG_FORMAT="json"),
+    )
+    assert done.returncode == 0, done.stderr
+    entries = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    (submitted,) = [e for e in entries if e.get("event") == "job.submitted"]
+    assert submitted["priority"] == 4 and submitted["kind"] == "noop" and submitted["attempt"] == 0
+    assert len(submitted["job_id"]) == 36 and submitted["logger"] == "resilient.jobs"
+
+
+def test_an_unknown_log_format_refuses_to_start():
+    done = subproc.run_python("", environ=subproc.env(LOG_FORMAT="xml"))
+    assert done.returncode != 0
+    assert "LOG_FORMAT must be 'plain' or 'json', not 'xml'" in done.stderr
