@@ -232,12 +232,6 @@ def test_an_empty_status_or_ordering_filter_is_refused(api):
     assert api.get("/api/jobs/?ordering=").status_code == 400
 
 
-def test_null_optional_fields_mean_the_default_as_the_schema_says(api):
-    response = api.post("/api/jobs/", {"kind": "noop", "max_attempts": None, "priority": None, "payload": None}, format="json")
-    assert response.status_code == 201
-    assert (response.json()["max_attempts"], response.json()["priority"], response.json()["payload"]) == (5, 0, {})
-
-
 def test_an_empty_page_number_is_refused_like_any_non_number(api):
     assert api.get("/api/jobs/?page=").status_code == 404
     assert api.get("/api/jobs/?page=x").status_code == 404
