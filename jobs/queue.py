@@ -56,6 +56,7 @@ def job_claim_next(
         job.started_at = now
         job.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at", "updated_at"])
         event_record(job=job, kind=EventKind.CLAIMED, actor=worker_id, attempt=job.attempts + 1)
+        notify.dashboard_changed_on_commit()
     return job
 
 
@@ -85,6 +86,7 @@ def job_succeed(*, job: Job, worker_id: str, result: Any, duration: float | None
         )
         if updated:
             event_record(job=job, kind=EventKind.SUCCEEDED, actor=worker_id, duration=duration)
+            notify.dashboard_changed_on_commit()
     return bool(updated)
 
 
@@ -127,6 +129,7 @@ def job_fail(
         )
         _owned(job, worker_id).update(**changes)
         event_record(job=job, kind=kind, actor=worker_id, duration=duration, **details)
+        notify.dashboard_changed_on_commit()
         if changes["status"] == JobStatus.PENDING:
             notify.wake_workers_on_commit()
     return True
@@ -142,6 +145,7 @@ def job_release(*, job: Job, worker_id: str, reason: str) -> bool:
         if updated:
             event_record(job=job, kind=EventKind.RELEASED, actor=worker_id, reason=reason)
             notify.wake_workers_on_commit()
+            notify.dashboard_changed_on_commit()
     return bool(updated)
 
 
@@ -163,4 +167,5 @@ def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 
             expired += 1
         if expired:
             notify.wake_workers_on_commit()
+            notify.dashboard_changed_on_commit()
     return expired

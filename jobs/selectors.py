@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import TruncSecond
 from django.utils import timezone
 
 from jobs.exceptions import InvalidInput, JobNotFound
-from jobs.models import Job, JobStatus
+from jobs.models import Job, JobEvent, JobStatus
 from jobs.queue import pop_order
 
 ORDERINGS = {"pop": None, "newest": ("-seq",), "oldest": ("seq",)}
@@ -94,3 +98,70 @@ def job_waiting_for(job: Job, *, position: int | None = None) -> dict[str, Any] 
     if position > 1:
         return {"reason": "jobs_ahead", "jobs_ahead": position - 1}
     return {"reason": "next", "jobs_ahead": 0}
+
+
+def finished_per_second(*, since: datetime) -> dict[int, tuple[int, int]]:
+    """{unix second: (succeeded, failed)} for jobs finished at or after ``since`` (index on status, finished_at)."""
+    rows = (
+        Job.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED), finished_at__gte=since)
+        .annotate(second=TruncSecond("finished_at"))
+        .values("second", "status")
+        .annotate(n=Count("seq"))
+        .order_by()
+    )
+    buckets: dict[int, list[int]] = {}
+    for row in rows:
+        slot = buckets.setdefault(int(row["second"].timestamp()), [0, 0])
+        slot[0 if row["status"] == JobStatus.SUCCEEDED else 1] += row["n"]
+    return {second: (ok, bad) for second, (ok, bad) in buckets.items()}
+
+
+EXACT_COUNT_LIMIT = 10_000
+
+
+def _planner_estimate(queryset: QuerySet[Job]) -> int:
+    """PostgreSQL's row estimate for ``queryset`` (from table statistics; no rows are read)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def counts_by_status_fast(*, exact_limit: int = EXACT_COUNT_LIMIT) -> tuple[dict[str, int], list[str]]:
+    """Counts by status, cheap at any size: exact up to ``exact_limit`` per status (a bounded
+    index walk); above it, PostgreSQL answers from planner statistics and the status is listed
+    as estimated. SQLite has no statistics worth the name: it counts exactly (a covering index).
+    """
+    counts: dict[str, int] = {}
+    estimated: list[str] = []
+    for status in JobStatus.values:
+        rows = Job.objects.filter(status=status)
+        n = rows[: exact_limit + 1].count()
+        if n > exact_limit:
+            if connection.vendor == "postgresql":
+                n = max(_planner_estimate(rows.values("seq")), exact_limit + 1)
+                estimated.append(status)
+            else:
+                n = rows.count()
+        counts[status] = n
+    return counts, estimated
+
+
+def jobs_running(*, limit: int = 100) -> list[Job]:
+    return list(Job.objects.filter(status=JobStatus.RUNNING).order_by("started_at", "seq")[:limit])
+
+
+def jobs_recently_finished(*, limit: int = 50) -> list[Job]:
+    """The last ``limit`` jobs to finish: one short index walk per final status, merged."""
+    recent: list[Job] = []
+    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        recent.extend(Job.objects.filter(status=status).order_by("-finished_at")[:limit])
+    recent.sort(key=lambda job: (job.finished_at is not None, job.finished_at, job.seq), reverse=True)
+    return recent[:limit]
+
+
+def events_recent(*, limit: int = 50) -> list[JobEvent]:
+    return list(JobEvent.objects.select_related("job").order_by("-id")[:limit])
