@@ -2,7 +2,8 @@
 
 The broadcaster is the only member of the dashboard group in its process. Services send it a
 content-free "changed" hint after each commit; it marks itself dirty and, at most every
-``MIN_INTERVAL`` seconds, builds one snapshot (one set of queries) and pushes the same text to
+``MIN_INTERVAL`` seconds (longer when a build is slow: at most a third of the time is spent
+building), builds one snapshot (one set of queries) and pushes the same text to
 every dashboard connected to this process. So 50 open dashboards cost the database what one
 costs, and a browser gets at most ~10 messages a second whatever the job rate.
 
@@ -121,14 +122,19 @@ class Broadcaster:
             except Exception:
                 log.exception("dashboard snapshot failed; retrying")
                 self.dirty.set()
-            await asyncio.sleep(max(0.0, self.min_interval - (time.monotonic() - started)))
+            # At most one tick per min_interval, and never more than a third of a core: a slow
+            # build (huge tables, loaded machine) stretches the interval instead of piling up.
+            spent = time.monotonic() - started
+            await asyncio.sleep(max(self.min_interval - spent, spent * 2))
 
     def _compute(self) -> str:
         self.window.refresh()
         return json.dumps(self.build(throughput=self.window.series()), separators=(",", ":"))
 
     async def _tick(self) -> None:
-        state = await database_sync_to_async(self._compute)()
+        # thread_sensitive=False: the build runs in a pool thread with its own connection, not on
+        # Daphne's one sync thread, so requests and the worker's claims never queue behind it.
+        state = await database_sync_to_async(self._compute, thread_sensitive=False)()
         self.ticks += 1
         if state == self.last_state:
             targets = set(self.newcomers)

@@ -80,7 +80,7 @@ def queue_rows(*, limit: int = QUEUE_LIMIT, held: set[str] = frozenset()) -> lis
     Positions come from enumerating the pop-order list (one index walk), not one count per row.
     """
     rows = []
-    for position, job in enumerate(selectors.queue_next(limit=limit), start=1):
+    for position, job in enumerate(selectors.queue_next(limit=limit, light=True), start=1):
         row = job_row(job)
         row["position"] = position
         waiting = selectors.job_waiting_for(job, position=position)

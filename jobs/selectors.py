@@ -63,8 +63,14 @@ def pending_by_dependency() -> dict[str, int]:
     return {row["dependency"]: row["n"] for row in rows}
 
 
-def queue_next(*, limit: int = 10) -> list[Job]:
-    return list(pop_order()[:limit])
+# Large columns a summary never shows: deferring them keeps list reads cheap.
+HEAVY_FIELDS = ("payload", "result")
+
+
+def queue_next(*, limit: int = 10, light: bool = False) -> list[Job]:
+    """The first ``limit`` pending jobs in pop order (``light``: without payload and result)."""
+    qs = pop_order()
+    return list((qs.defer(*HEAVY_FIELDS) if light else qs)[:limit])
 
 
 def queue_summary(*, limit: int = 10) -> dict[str, Any]:
@@ -131,16 +137,28 @@ def _planner_estimate(queryset: QuerySet[Job]) -> int:
 
 
 def counts_by_status_fast(*, exact_limit: int = EXACT_COUNT_LIMIT) -> tuple[dict[str, int], list[str]]:
-    """Counts by status, cheap at any size: exact up to ``exact_limit`` per status (a bounded
-    index walk); above it, PostgreSQL answers from planner statistics and the status is listed
-    as estimated. SQLite has no statistics worth the name: it counts exactly (a covering index).
+    """Counts by status, cheap at any size, in one round trip: exact up to ``exact_limit`` per
+    status (a bounded walk of the status index); above it, PostgreSQL answers from planner
+    statistics and the status is listed as estimated. SQLite, with no statistics worth the
+    name, counts those exactly (its covering index makes that a fast scan).
     """
+    table = connection.ops.quote_name(Job._meta.db_table)
+    statuses = JobStatus.values
+    bounded = ", ".join(
+        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE status = %s LIMIT %s) AS s{i})"
+        for i in range(len(statuses))
+    )
+    params: list[Any] = []
+    for status in statuses:
+        params += [status, exact_limit + 1]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {bounded}", params)
+        values = cursor.fetchone()
     counts: dict[str, int] = {}
     estimated: list[str] = []
-    for status in JobStatus.values:
-        rows = Job.objects.filter(status=status)
-        n = rows[: exact_limit + 1].count()
+    for status, n in zip(statuses, values, strict=True):
         if n > exact_limit:
+            rows = Job.objects.filter(status=status)
             if connection.vendor == "postgresql":
                 n = max(_planner_estimate(rows.values("seq")), exact_limit + 1)
                 estimated.append(status)
@@ -151,17 +169,19 @@ def counts_by_status_fast(*, exact_limit: int = EXACT_COUNT_LIMIT) -> tuple[dict
 
 
 def jobs_running(*, limit: int = 100) -> list[Job]:
-    return list(Job.objects.filter(status=JobStatus.RUNNING).order_by("started_at", "seq")[:limit])
+    return list(Job.objects.filter(status=JobStatus.RUNNING).defer(*HEAVY_FIELDS).order_by("started_at", "seq")[:limit])
 
 
 def jobs_recently_finished(*, limit: int = 50) -> list[Job]:
     """The last ``limit`` jobs to finish: one short index walk per final status, merged."""
     recent: list[Job] = []
     for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
-        recent.extend(Job.objects.filter(status=status).order_by("-finished_at")[:limit])
+        recent.extend(Job.objects.filter(status=status).defer(*HEAVY_FIELDS).order_by("-finished_at")[:limit])
     recent.sort(key=lambda job: (job.finished_at is not None, job.finished_at, job.seq), reverse=True)
     return recent[:limit]
 
 
 def events_recent(*, limit: int = 50) -> list[JobEvent]:
-    return list(JobEvent.objects.select_related("job").order_by("-id")[:limit])
+    return list(
+        JobEvent.objects.select_related("job").only("id", "kind", "at", "actor", "details", "job__uuid").order_by("-id")[:limit]
+    )
