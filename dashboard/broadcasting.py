@@ -30,6 +30,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from dashboard import snapshot
+from dashboard.counts import StatusCounter
 from dashboard.throughput import ThroughputWindow
 from jobs.notify import DASHBOARD_GROUP
 
@@ -58,6 +59,7 @@ class Broadcaster:
         self.newcomers: set[Subscriber] = set()
         self.dirty = asyncio.Event()
         self.window = ThroughputWindow()
+        self.counter = StatusCounter()
         self.layer = get_channel_layer()
         self.channel: str | None = None
         self.tasks: list[asyncio.Task] = []
@@ -129,7 +131,7 @@ class Broadcaster:
 
     def _compute(self) -> str:
         self.window.refresh()
-        return json.dumps(self.build(throughput=self.window.series()), separators=(",", ":"))
+        return json.dumps(self.build(throughput=self.window.series(), counter=self.counter), separators=(",", ":"))
 
     async def _tick(self) -> None:
         # thread_sensitive=False: the build runs in a pool thread with its own connection, not on

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dashboard.counts import StatusCounter
 from jobs import selectors
 from jobs.models import Job, JobEvent
 
@@ -92,10 +93,11 @@ def queue_rows(*, limit: int = QUEUE_LIMIT, held: set[str] = frozenset()) -> lis
     return rows
 
 
-def build(*, throughput: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full dashboard state (``throughput`` comes from the caller's sliding window)."""
+def build(*, throughput: dict[str, Any] | None = None, counter: StatusCounter | None = None) -> dict[str, Any]:
+    """The full dashboard state. The broadcaster passes its throughput window's series and its
+    long-lived counter (which caches large counts); without them, a one-off build."""
     breakers = breakers_snapshot()
-    counts, estimated = selectors.counts_by_status_fast()
+    counts, estimated = (counter or StatusCounter()).read()
     return {
         "breakers": breakers,
         "counts": counts,

@@ -9,7 +9,6 @@ from uuid import UUID
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
-from django.db.models.functions import TruncSecond
 from django.utils import timezone
 
 from jobs.exceptions import InvalidInput, JobNotFound
@@ -107,19 +106,37 @@ def job_waiting_for(job: Job, *, position: int | None = None) -> dict[str, Any] 
 
 
 def finished_per_second(*, since: datetime) -> dict[int, tuple[int, int]]:
-    """{unix second: (succeeded, failed)} for jobs finished at or after ``since`` (index on status, finished_at)."""
-    rows = (
-        Job.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED), finished_at__gte=since)
-        .annotate(second=TruncSecond("finished_at"))
-        .values("second", "status")
-        .annotate(n=Count("seq"))
-        .order_by()
-    )
+    """{unix second: (succeeded, failed)} for jobs finished at or after ``since``.
+
+    One grouped query over the (status, finished_at) index, bucketing with the database's own
+    native function (Django's TruncSecond runs a Python callback per row on SQLite).
+    """
+    table = connection.ops.quote_name(Job._meta.db_table)
+    if connection.vendor == "postgresql":
+        second = "FLOOR(EXTRACT(EPOCH FROM finished_at))::bigint"
+    elif connection.vendor == "sqlite":
+        second = "CAST(strftime('%%s', finished_at) AS INTEGER)"
+    else:  # pragma: no cover - other backends: portable but slower
+        second = None
+    if second is None:
+        rows = (
+            Job.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED), finished_at__gte=since)
+            .values_list("finished_at", "status")
+        )
+        result_rows = [(int(at.timestamp()), status, 1) for at, status in rows]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {second}, status, COUNT(*) FROM {table} "
+                f"WHERE status IN (%s, %s) AND finished_at >= %s GROUP BY 1, 2",
+                [JobStatus.SUCCEEDED, JobStatus.FAILED, connection.ops.adapt_datetimefield_value(since)],
+            )
+            result_rows = cursor.fetchall()
     buckets: dict[int, list[int]] = {}
-    for row in rows:
-        slot = buckets.setdefault(int(row["second"].timestamp()), [0, 0])
-        slot[0 if row["status"] == JobStatus.SUCCEEDED else 1] += row["n"]
-    return {second: (ok, bad) for second, (ok, bad) in buckets.items()}
+    for sec, status, n in result_rows:
+        slot = buckets.setdefault(int(sec), [0, 0])
+        slot[0 if status == JobStatus.SUCCEEDED else 1] += n
+    return {sec: (ok, bad) for sec, (ok, bad) in buckets.items()}
 
 
 EXACT_COUNT_LIMIT = 10_000
@@ -136,12 +153,9 @@ def _planner_estimate(queryset: QuerySet[Job]) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def counts_by_status_fast(*, exact_limit: int = EXACT_COUNT_LIMIT) -> tuple[dict[str, int], list[str]]:
-    """Counts by status, cheap at any size, in one round trip: exact up to ``exact_limit`` per
-    status (a bounded walk of the status index); above it, PostgreSQL answers from planner
-    statistics and the status is listed as estimated. SQLite, with no statistics worth the
-    name, counts those exactly (its covering index makes that a fast scan).
-    """
+def counts_by_status_bounded(*, limit: int = EXACT_COUNT_LIMIT) -> dict[str, int | None]:
+    """Exact counts by status in one round trip, each a walk of at most ``limit`` + 1 index
+    entries; ``None`` for a status with more than ``limit`` jobs (count it another way)."""
     table = connection.ops.quote_name(Job._meta.db_table)
     statuses = JobStatus.values
     bounded = ", ".join(
@@ -150,22 +164,22 @@ def counts_by_status_fast(*, exact_limit: int = EXACT_COUNT_LIMIT) -> tuple[dict
     )
     params: list[Any] = []
     for status in statuses:
-        params += [status, exact_limit + 1]
+        params += [status, limit + 1]
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {bounded}", params)
         values = cursor.fetchone()
-    counts: dict[str, int] = {}
-    estimated: list[str] = []
-    for status, n in zip(statuses, values, strict=True):
-        if n > exact_limit:
-            rows = Job.objects.filter(status=status)
-            if connection.vendor == "postgresql":
-                n = max(_planner_estimate(rows.values("seq")), exact_limit + 1)
-                estimated.append(status)
-            else:
-                n = rows.count()
-        counts[status] = n
-    return counts, estimated
+    return {status: (n if n <= limit else None) for status, n in zip(statuses, values, strict=True)}
+
+
+def count_estimate(*, status: str) -> int | None:
+    """PostgreSQL's planner estimate of the jobs in ``status`` (no rows read); None elsewhere."""
+    if connection.vendor != "postgresql":
+        return None
+    return _planner_estimate(Job.objects.filter(status=status).values("seq"))
+
+
+def count_exact(*, status: str) -> int:
+    return Job.objects.filter(status=status).count()
 
 
 def jobs_running(*, limit: int = 100) -> list[Job]:
@@ -173,12 +187,17 @@ def jobs_running(*, limit: int = 100) -> list[Job]:
 
 
 def jobs_recently_finished(*, limit: int = 50) -> list[Job]:
-    """The last ``limit`` jobs to finish: one short index walk per final status, merged."""
-    recent: list[Job] = []
+    """The last ``limit`` jobs to finish: one short index walk per final status for the
+    candidates' (finished_at, seq), then one fetch of the winners."""
+    candidates: list[tuple] = []
     for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
-        recent.extend(Job.objects.filter(status=status).defer(*HEAVY_FIELDS).order_by("-finished_at")[:limit])
-    recent.sort(key=lambda job: (job.finished_at is not None, job.finished_at, job.seq), reverse=True)
-    return recent[:limit]
+        candidates += Job.objects.filter(status=status, finished_at__isnull=False).order_by("-finished_at").values_list(
+            "finished_at", "seq"
+        )[:limit]
+    candidates.sort(reverse=True)
+    order = {seq: index for index, (_, seq) in enumerate(candidates[:limit])}
+    jobs = Job.objects.filter(seq__in=list(order)).defer(*HEAVY_FIELDS)
+    return sorted(jobs, key=lambda job: order[job.seq])
 
 
 def events_recent(*, limit: int = 50) -> list[JobEvent]:
