@@ -3,7 +3,7 @@
 The broadcaster is the only member of the dashboard group in its process. Services send it a
 content-free "changed" hint after each commit; it marks itself dirty and, at most every
 ``MIN_INTERVAL`` seconds (longer when a build is slow: at most a third of the time is spent
-building), builds one snapshot (one set of queries) and pushes the same text to
+building), builds one snapshot (one set of queries, on the broadcaster's own thread) and pushes the same text to
 every dashboard connected to this process. So 50 open dashboards cost the database what one
 costs, and a browser gets at most ~10 messages a second whatever the job rate.
 
@@ -23,11 +23,13 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.db import close_old_connections, connections
 
 from dashboard import snapshot
 from dashboard.counts import StatusCounter
@@ -65,6 +67,7 @@ class Broadcaster:
         self.tasks: list[asyncio.Task] = []
         self.last_state: str | None = None
         self.ticks = 0  # snapshots built (tests and benchmarks read it)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dashboard-snapshot")
 
     async def start(self) -> None:
         if self.layer is not None:
@@ -77,6 +80,9 @@ class Broadcaster:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        # Queued behind any build still running on the thread: its connection is closed after it.
+        await sync_to_async(connections.close_all, thread_sensitive=False, executor=self.executor)()
+        self.executor.shutdown(wait=False)
         if self.layer is not None and self.channel is not None:
             try:
                 await self.layer.group_discard(DASHBOARD_GROUP, self.channel)
@@ -130,13 +136,19 @@ class Broadcaster:
             await asyncio.sleep(max(self.min_interval - spent, spent * 2))
 
     def _compute(self) -> str:
-        self.window.refresh()
-        return json.dumps(self.build(throughput=self.window.series(), counter=self.counter), separators=(",", ":"))
+        close_old_connections()
+        try:
+            self.window.refresh()
+            return json.dumps(self.build(throughput=self.window.series(), counter=self.counter), separators=(",", ":"))
+        finally:
+            close_old_connections()
 
     async def _tick(self) -> None:
         # thread_sensitive=False: the build runs in a pool thread with its own connection, not on
         # Daphne's one sync thread, so requests and the worker's claims never queue behind it.
-        state = await database_sync_to_async(self._compute, thread_sensitive=False)()
+        # Built on the broadcaster's own thread, not Daphne's one sync thread, so requests and
+        # the worker's claims never queue behind a snapshot.
+        state = await sync_to_async(self._compute, thread_sensitive=False, executor=self.executor)()
         self.ticks += 1
         if state == self.last_state:
             targets = set(self.newcomers)
