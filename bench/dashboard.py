@@ -342,7 +342,7 @@ def run(quick: bool) -> dict:
     pending = 100_000 if quick else 1_000_000
     return {
         "snapshot": bench_snapshot(pending, repeats=10 if quick else 30),
-        "live": bench_live(samples=30 if quick else 200, flood=400 if quick else 4000),
+        "live": bench_live(samples=30 if quick else 200, flood=400 if quick else 1000),
     }
 
 
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "snapshot":
         result = {"snapshot": bench_snapshot(100_000 if args.quick else 1_000_000, 10 if args.quick else 30)}
     elif args.only == "live":
-        result = {"live": bench_live(30 if args.quick else 200, 400 if args.quick else 4000)}
+        result = {"live": bench_live(30 if args.quick else 200, 400 if args.quick else 1000)}
     else:
         result = run(args.quick)
     print(json.dumps(result, indent=2))

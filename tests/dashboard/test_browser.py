@@ -174,6 +174,12 @@ def test_priority_change_moves_the_row_and_the_api_agrees(browser, server):
     assert detail["position"] < api_job(server, high["id"])["position"]
     row = page.locator(f'#queue tr[data-id="{low["id"]}"]')
     assert row.get_attribute("data-position") == str(detail["position"])
+    # "Why isn't this running?" in the detail view, from the API; Escape closes it.
+    row.get_by_role("button", name=f"Job {low['id'][:8]}: show details").click()
+    dialog = page.locator("#job-detail")
+    dialog.get_by_text(f'{{"reason":"jobs_ahead","jobs_ahead":{detail["position"] - 1}}}').wait_for()
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
     assert page.js_errors == []
     page.context.close()
 
