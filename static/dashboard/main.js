@@ -82,6 +82,8 @@ function onMessage(message) {
   }
 }
 
+// For debugging from the console (and the browser tests): the live state and the socket.
+window.resilientDashboard = ui;
 ui.socket = new DashboardSocket(socketUrl('/ws/dashboard/'), { onMessage, onStatus: setStatus });
 wireActions(ui);
 ui.socket.connect();

@@ -228,6 +228,17 @@ def test_two_dashboards_see_each_others_actions(browser, server):
     two.context.close()
 
 
+def test_reconnects_and_resyncs_after_the_socket_drops(browser, server):
+    page = login(browser, server)
+    page.evaluate("window.resilientDashboard.socket.ws.close()")
+    page.wait_for_selector('body[data-socket="reconnecting"]')
+    assert page.locator("#conn-text").inner_text().startswith("Reconnecting")
+    job = submit(server, kind="noop", priority=-90)  # changed while this page was away
+    page.wait_for_selector('body[data-socket="open"]')
+    page.locator(f'#queue tr[data-id="{job["id"]}"]').wait_for()
+    page.context.close()
+
+
 def test_submit_form_and_bulk_reprioritise(browser, server):
     page = login(browser, server)
     page.get_by_label("Kind", exact=True).select_option("noop")
