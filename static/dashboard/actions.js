@@ -120,10 +120,9 @@ export function wireActions(ui) {
     bulkError.textContent = '';
     command(bulkMessage(dryRun), (reply) => {
       if (reply.type === 'error') { bulkError.textContent = errorText(reply); bulkCount.textContent = ''; return; }
-      bulkCount.textContent = dryRun
-        ? `${reply.count} job${reply.count === 1 ? '' : 's'} will change`
-        : `${reply.count} job${reply.count === 1 ? '' : 's'} changed`;
-      if (!dryRun) { ui.selected.clear(); updateSelection(); bulkCount.textContent = `${reply.count} changed`; }
+      if (!dryRun) { ui.selected.clear(); updateSelection(); }
+      const jobs = `${reply.count} job${reply.count === 1 ? '' : 's'}`;
+      bulkCount.textContent = dryRun ? `${jobs} will change` : `${jobs} changed`;
     });
   }
   document.getElementById('bulk-preview').addEventListener('click', () => bulk(true));

@@ -240,14 +240,15 @@ def test_reconnects_and_resyncs_after_the_socket_drops(browser, server):
 
 
 def test_submit_form_and_bulk_reprioritise(browser, server):
+    from playwright.sync_api import expect
+
     page = login(browser, server)
     page.get_by_label("Kind", exact=True).select_option("noop")
     page.get_by_label("Priority", exact=True).fill("-70")
     page.get_by_label("Payload (JSON object)").fill('{"note": "from the form"}')
     page.get_by_role("button", name="Submit job").click()
     status = page.locator("#submit-status")
-    status.wait_for(state="visible")
-    page.wait_for_function("() => document.getElementById('submit-status').textContent.startsWith('Submitted job')")
+    expect(status).to_have_text(re.compile(r"^Submitted job [0-9a-f]{8}$"))
     job_id = status.get_attribute("title")
     assert api_job(server, job_id)["payload"] == {"note": "from the form"}
     other = submit(server, kind="noop", priority=-70)
@@ -256,9 +257,10 @@ def test_submit_form_and_bulk_reprioritise(browser, server):
     page.get_by_label("All pending jobs matching the filter").check()
     page.get_by_label("New priority").fill("-65")
     page.get_by_role("button", name="Preview").click()
-    page.wait_for_function("() => document.getElementById('bulk-count').textContent === '2 jobs will change'")
+    expect(page.locator("#bulk-count")).to_have_text("2 jobs will change")
+    expect(page.locator("#bulk-error")).to_have_text("")
     page.get_by_role("button", name="Apply new priority").click()
-    page.wait_for_function("() => document.getElementById('bulk-count').textContent.includes('2')")
+    expect(page.locator("#bulk-count")).to_have_text("2 jobs changed")
     assert api_job(server, job_id)["priority"] == -65 and api_job(server, other["id"])["priority"] == -65
     page.context.close()
 
