@@ -1,7 +1,7 @@
-"""Side effects that leave after commit: worker wake-ups (and, later, dashboard broadcasts).
+"""Side effects that leave after commit: worker wake-ups and dashboard "something changed" hints.
 
 Only services call these. Messages are hints; the database is the truth, so a lost or refused
-message costs at most one poll interval.
+message costs at most one poll interval (workers) or one idle refresh (dashboards).
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from django.db import transaction
 
 JOBS_CHANNEL = "jobs"
 WAKE = {"type": "jobs.wake"}
+
+# The group every dashboard process listens on. The dashboard app imports this constant; jobs
+# never imports the dashboard (dependency direction dashboard -> jobs).
+DASHBOARD_GROUP = "dashboard"
+DASHBOARD_CHANGED = {"type": "dashboard.changed"}
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +39,20 @@ def _send_wake() -> None:
 def wake_workers_on_commit() -> None:
     """After the current transaction commits, wake one idle worker."""
     transaction.on_commit(_send_wake)
+
+
+def _send_dashboard_changed() -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        # Group sends drop silently on a full channel: a hint still queued there is consumed
+        # after this commit, so the dashboard's next snapshot includes this change anyway.
+        async_to_sync(layer.group_send)(DASHBOARD_GROUP, DASHBOARD_CHANGED)
+    except Exception:
+        log.warning("could not send dashboard hint", exc_info=True)
+
+
+def dashboard_changed_on_commit() -> None:
+    """After the current transaction commits, tell dashboards that jobs changed (a hint, no data)."""
+    transaction.on_commit(_send_dashboard_changed)

@@ -58,6 +58,7 @@ def job_claim_next(
         job.started_at = now
         job.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at", "updated_at"])
         event_record(job=job, kind=EventKind.CLAIMED, actor=worker_id, attempt=job.attempts + 1)
+        notify.dashboard_changed_on_commit()
     logs.job_transition("claimed", job, attempt=job.attempts + 1, worker=worker_id)
     return job
 
@@ -89,6 +90,7 @@ def job_succeed(*, job: Job, worker_id: str, result: Any, duration: float | None
         )
         if updated:
             event_record(job=job, kind=EventKind.SUCCEEDED, actor=worker_id, duration=duration)
+            notify.dashboard_changed_on_commit()
     if updated:
         logs.job_transition("succeeded", job, attempt=job.attempts + 1, duration=duration, worker=worker_id)
     return bool(updated)
@@ -133,6 +135,7 @@ def job_fail(
         )
         _owned(job, worker_id).update(**changes)
         event_record(job=job, kind=kind, actor=worker_id, duration=duration, **details)
+        notify.dashboard_changed_on_commit()
         if changes["status"] == JobStatus.PENDING:
             notify.wake_workers_on_commit()
     logs.job_transition(
@@ -153,6 +156,7 @@ def job_release(*, job: Job, worker_id: str, reason: str) -> bool:
         if updated:
             event_record(job=job, kind=EventKind.RELEASED, actor=worker_id, reason=reason)
             notify.wake_workers_on_commit()
+            notify.dashboard_changed_on_commit()
     if updated:
         logs.job_transition("released", job, worker=worker_id, reason=reason)
     return bool(updated)
@@ -178,6 +182,7 @@ def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 
             expired += 1
         if expired:
             notify.wake_workers_on_commit()
+            notify.dashboard_changed_on_commit()
     for job, previous_owner, outcome, attempt in expired_jobs:
         logs.job_transition(
             "lease_expired", job, attempt=attempt, previous_owner=previous_owner, outcome=str(outcome),

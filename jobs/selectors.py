@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from jobs import validation
 from jobs.exceptions import InvalidInput, JobNotFound
-from jobs.models import Job, JobStatus, WorkerHeartbeat
+from jobs.models import Job, JobEvent, JobStatus, WorkerHeartbeat
 from jobs.queue import pop_order
 
 ORDERINGS = {"pop": None, "newest": ("-seq",), "oldest": ("seq",)}
@@ -64,8 +66,14 @@ def pending_by_dependency() -> dict[str, int]:
     return {row["dependency"]: row["n"] for row in rows}
 
 
-def queue_next(*, limit: int = 10) -> list[Job]:
-    return list(pop_order()[:limit])
+# Large columns a summary never shows: deferring them keeps list reads cheap.
+HEAVY_FIELDS = ("payload", "result")
+
+
+def queue_next(*, limit: int = 10, light: bool = False) -> list[Job]:
+    """The first ``limit`` pending jobs in pop order (``light``: without payload and result)."""
+    qs = pop_order()
+    return list((qs.defer(*HEAVY_FIELDS) if light else qs)[:limit])
 
 
 def queue_summary(*, limit: int = 10) -> dict[str, Any]:
@@ -168,3 +176,104 @@ def duration_histogram_since(
         counts = [row[f"le_{i}"] for i in range(len(bounds))]
         result[row["dependency"]] = (counts, row["total"], seconds)
     return result
+
+
+def finished_per_second(*, since: datetime) -> dict[int, tuple[int, int]]:
+    """{unix second: (succeeded, failed)} for jobs finished at or after ``since``.
+
+    One grouped query over the (status, finished_at) index, bucketing with the database's own
+    native function (Django's TruncSecond runs a Python callback per row on SQLite).
+    """
+    table = connection.ops.quote_name(Job._meta.db_table)
+    if connection.vendor == "postgresql":
+        second = "FLOOR(EXTRACT(EPOCH FROM finished_at))::bigint"
+    elif connection.vendor == "sqlite":
+        second = "CAST(strftime('%%s', finished_at) AS INTEGER)"
+    else:  # pragma: no cover - other backends: portable but slower
+        second = None
+    if second is None:
+        rows = (
+            Job.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED), finished_at__gte=since)
+            .values_list("finished_at", "status")
+        )
+        result_rows = [(int(at.timestamp()), status, 1) for at, status in rows]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {second}, status, COUNT(*) FROM {table} "
+                f"WHERE status IN (%s, %s) AND finished_at >= %s GROUP BY 1, 2",
+                [JobStatus.SUCCEEDED, JobStatus.FAILED, connection.ops.adapt_datetimefield_value(since)],
+            )
+            result_rows = cursor.fetchall()
+    buckets: dict[int, list[int]] = {}
+    for sec, status, n in result_rows:
+        slot = buckets.setdefault(int(sec), [0, 0])
+        slot[0 if status == JobStatus.SUCCEEDED else 1] += n
+    return {sec: (ok, bad) for sec, (ok, bad) in buckets.items()}
+
+
+EXACT_COUNT_LIMIT = 10_000
+
+
+def _planner_estimate(queryset: QuerySet[Job]) -> int:
+    """PostgreSQL's row estimate for ``queryset`` (from table statistics; no rows are read)."""
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def counts_by_status_bounded(*, limit: int = EXACT_COUNT_LIMIT) -> dict[str, int | None]:
+    """Exact counts by status in one round trip, each a walk of at most ``limit`` + 1 index
+    entries; ``None`` for a status with more than ``limit`` jobs (count it another way)."""
+    table = connection.ops.quote_name(Job._meta.db_table)
+    statuses = JobStatus.values
+    bounded = ", ".join(
+        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE status = %s LIMIT %s) AS s{i})"
+        for i in range(len(statuses))
+    )
+    params: list[Any] = []
+    for status in statuses:
+        params += [status, limit + 1]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {bounded}", params)
+        values = cursor.fetchone()
+    return {status: (n if n <= limit else None) for status, n in zip(statuses, values, strict=True)}
+
+
+def count_estimate(*, status: str) -> int | None:
+    """PostgreSQL's planner estimate of the jobs in ``status`` (no rows read); None elsewhere."""
+    if connection.vendor != "postgresql":
+        return None
+    return _planner_estimate(Job.objects.filter(status=status).values("seq"))
+
+
+def count_exact(*, status: str) -> int:
+    return Job.objects.filter(status=status).count()
+
+
+def jobs_running(*, limit: int = 100) -> list[Job]:
+    return list(Job.objects.filter(status=JobStatus.RUNNING).defer(*HEAVY_FIELDS).order_by("started_at", "seq")[:limit])
+
+
+def jobs_recently_finished(*, limit: int = 50) -> list[Job]:
+    """The last ``limit`` jobs to finish: one short index walk per final status for the
+    candidates' (finished_at, seq), then one fetch of the winners."""
+    candidates: list[tuple] = []
+    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        candidates += Job.objects.filter(status=status, finished_at__isnull=False).order_by("-finished_at").values_list(
+            "finished_at", "seq"
+        )[:limit]
+    candidates.sort(reverse=True)
+    order = {seq: index for index, (_, seq) in enumerate(candidates[:limit])}
+    jobs = Job.objects.filter(seq__in=list(order)).defer(*HEAVY_FIELDS)
+    return sorted(jobs, key=lambda job: order[job.seq])
+
+
+def events_recent(*, limit: int = 50) -> list[JobEvent]:
+    return list(
+        JobEvent.objects.select_related("job").only("id", "kind", "at", "actor", "details", "job__uuid").order_by("-id")[:limit]
+    )

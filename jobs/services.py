@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from jobs import conf, dependencies, logs, notify, validation
@@ -27,6 +27,9 @@ from jobs.models import (
 )
 
 SYSTEM = "system"
+BULK_REPRIORITISE_LIMIT = 10_000  # one transaction writes one event per job: keep it bounded
+BULK_IDS_LIMIT = 1_000
+_CHUNK = 500
 
 
 def actor_name(user: Any) -> str:
@@ -113,6 +116,7 @@ def job_submit(
             )
             event_record(job=job, kind=EventKind.SUBMITTED, actor=actor, priority=resolved_priority)
             notify.wake_workers_on_commit()
+            notify.dashboard_changed_on_commit()
     except IntegrityError:
         # A concurrent submission with the same key won the race: answer with its job.
         if idempotency_key is None:
@@ -151,6 +155,7 @@ def job_reprioritise(*, job_id: UUID, priority: Any, actor: str) -> Job:
             changes={"priority": priority},
         )
         event_record(job=job, kind=EventKind.REPRIORITISED, actor=actor, before=before, after=priority)
+        notify.dashboard_changed_on_commit()
     logs.job_transition("reprioritised", job, actor=actor, before=before)
     return job
 
@@ -165,6 +170,7 @@ def job_cancel(*, job_id: UUID, actor: str, reason: str = "") -> Job:
             changes={"status": JobStatus.CANCELLED, "finished_at": timezone.now()},
         )
         event_record(job=job, kind=EventKind.CANCELLED, actor=actor, reason=reason)
+        notify.dashboard_changed_on_commit()
     logs.job_transition("cancelled", job, actor=actor, reason=reason or None)
     return job
 
@@ -187,5 +193,72 @@ def job_retry(*, job_id: UUID, actor: str) -> Job:
         )
         event_record(job=job, kind=EventKind.RETRIED, actor=actor)
         notify.wake_workers_on_commit()
+        notify.dashboard_changed_on_commit()
     logs.job_transition("retried", job, actor=actor)
     return job
+
+
+def _uuids(field: str, values: Any) -> list[UUID]:
+    if not isinstance(values, list):
+        raise InvalidInput(field, "must be a list of job ids")
+    if len(values) > BULK_IDS_LIMIT:
+        raise InvalidInput(field, f"must list at most {BULK_IDS_LIMIT} jobs")
+    try:
+        return [UUID(value) for value in values]
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidInput(field, "must be a list of job ids (UUIDs)") from None
+
+
+def jobs_bulk_reprioritise(
+    *,
+    priority: Any,
+    actor: str,
+    job_ids: Any = None,
+    dependency: Any = None,
+    kind: Any = None,
+    current_priority: Any = None,
+    dry_run: bool = False,
+) -> int:
+    """Give every pending job that matches (ids and/or dependency, kind, current priority) a new
+    priority, in one transaction with one event per job. Returns how many jobs change
+    (``dry_run``: would change; nothing is written). Jobs already at ``priority`` are left alone.
+    """
+    priority = validation.check_int("priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX)
+    matching = Job.objects.filter(status=JobStatus.PENDING).exclude(priority=priority)
+    if job_ids is not None:
+        matching = matching.filter(uuid__in=_uuids("ids", job_ids))
+    for field, value in (("dependency", dependency), ("kind", kind)):
+        if value is not None:
+            if not isinstance(value, str):
+                raise InvalidInput(field, "must be a string")
+            matching = matching.filter(**{field: value})
+    if current_priority is not None:
+        current = validation.check_int("current_priority", current_priority, low=PRIORITY_MIN, high=PRIORITY_MAX)
+        matching = matching.filter(priority=current)
+    rows_query = matching.order_by("-priority", "seq").values_list("seq", "priority")
+    if dry_run:
+        count = matching[: BULK_REPRIORITISE_LIMIT + 1].count()
+        if count > BULK_REPRIORITISE_LIMIT:
+            raise InvalidInput("filter", f"matches more than {BULK_REPRIORITISE_LIMIT} jobs; narrow it")
+        return count
+    now = timezone.now()
+    with transaction.atomic():
+        if connection.features.has_select_for_update:
+            rows_query = rows_query.select_for_update()
+        rows = list(rows_query[: BULK_REPRIORITISE_LIMIT + 1])
+        if len(rows) > BULK_REPRIORITISE_LIMIT:
+            raise InvalidInput("filter", f"matches more than {BULK_REPRIORITISE_LIMIT} jobs; narrow it")
+        for start in range(0, len(rows), _CHUNK):
+            chunk = [seq for seq, _ in rows[start : start + _CHUNK]]
+            Job.objects.filter(seq__in=chunk, status=JobStatus.PENDING).update(priority=priority, updated_at=now)
+        JobEvent.objects.bulk_create(
+            [
+                JobEvent(job_id=seq, kind=EventKind.REPRIORITISED, actor=actor, at=now,
+                         details={"before": before, "after": priority, "bulk": True})
+                for seq, before in rows
+            ],
+            batch_size=_CHUNK,
+        )
+        if rows:
+            notify.dashboard_changed_on_commit()
+    return len(rows)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from channels.routing import ChannelNameRouter, ProtocolTypeRouter
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
 
+from dashboard.routing import websocket_urlpatterns
 from jobs.consumers import JobWakeConsumer
 from jobs.notify import JOBS_CHANNEL
 
@@ -12,6 +15,7 @@ def build_application(http_app):
     return ProtocolTypeRouter(
         {
             "http": http_app,
+            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
             "channel": ChannelNameRouter({JOBS_CHANNEL: JobWakeConsumer.as_asgi()}),
         }
     )

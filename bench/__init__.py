@@ -1,0 +1,1 @@
+"""Resilient's benchmarks (``python -m bench.<name>``)."""

@@ -1,0 +1,136 @@
+"""Operator commands that arrive over the dashboard socket: check the permission, call one
+service, translate the outcome. Sync code (run through ``database_sync_to_async``).
+
+A command is ``{"action": ..., "ref": <anything the client wants echoed>, ...}``; the reply is
+``{"type": "result", "ref", "action", "ok": true, ...}`` or ``{"type": "error", "ref", "action",
+"field"?, "message", "code"}`` with the same rules and messages as the REST API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from jobs import services
+from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
+
+
+@dataclass(frozen=True)
+class Command:
+    permission: str
+    run: Callable[[dict[str, Any], str], dict[str, Any]]
+    fields: frozenset[str]
+
+
+def _job_id(message: dict[str, Any]) -> UUID:
+    value = message.get("id")
+    try:
+        return UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        raise InvalidInput("id", "must be a job id (UUID)") from None
+
+
+def _required(message: dict[str, Any], field: str) -> Any:
+    if field not in message:
+        raise InvalidInput(field, "this field is required")
+    return message[field]
+
+
+def _job(job) -> dict[str, Any]:
+    return {"id": str(job.uuid), "status": job.status, "priority": job.priority}
+
+
+def _reprioritise(message, actor):
+    job = services.job_reprioritise(job_id=_job_id(message), priority=_required(message, "priority"), actor=actor)
+    return {"job": _job(job)}
+
+
+def _cancel(message, actor):
+    return {"job": _job(services.job_cancel(job_id=_job_id(message), actor=actor, reason=message.get("reason") or ""))}
+
+
+def _retry(message, actor):
+    return {"job": _job(services.job_retry(job_id=_job_id(message), actor=actor))}
+
+
+def _bulk_reprioritise(message, actor):
+    selection = message.get("filter")
+    if selection is not None and not isinstance(selection, dict):
+        raise InvalidInput("filter", "must be an object with dependency, kind and/or priority")
+    selection = selection or {}
+    unknown = sorted(set(selection) - {"dependency", "kind", "priority"})
+    if unknown:
+        raise InvalidInput("filter", f"unknown key {unknown[0]!r}; allowed: dependency, kind, priority")
+    if message.get("ids") is None and not selection and not message.get("all"):
+        raise InvalidInput("ids", "select jobs, or give a filter (or all: true)")
+    dry_run = message.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidInput("dry_run", "must be true or false")
+    count = services.jobs_bulk_reprioritise(
+        priority=_required(message, "priority"),
+        actor=actor,
+        job_ids=message.get("ids"),
+        dependency=selection.get("dependency") or None,
+        kind=selection.get("kind") or None,
+        current_priority=selection.get("priority"),
+        dry_run=dry_run,
+    )
+    return {"count": count, "dry_run": dry_run}
+
+
+def _submit(message, actor):
+    job, created = services.job_submit(
+        kind=_required(message, "kind"),
+        payload=message.get("payload"),
+        priority=message.get("priority"),
+        dependency=message.get("dependency") or None,
+        actor=actor,
+    )
+    return {"job": _job(job), "created": created}
+
+
+COMMON = frozenset({"action", "ref"})
+COMMANDS: dict[str, Command] = {
+    "reprioritise": Command("jobs.reprioritise_job", _reprioritise, COMMON | {"id", "priority"}),
+    "cancel": Command("jobs.cancel_job", _cancel, COMMON | {"id", "reason"}),
+    "retry": Command("jobs.retry_job", _retry, COMMON | {"id"}),
+    "bulk_reprioritise": Command(
+        "jobs.reprioritise_job", _bulk_reprioritise, COMMON | {"ids", "filter", "all", "priority", "dry_run"}
+    ),
+    "submit": Command("jobs.add_job", _submit, COMMON | {"kind", "payload", "priority", "dependency"}),
+    # TODO(breakers, issue 4): "breaker_force_open" / "breaker_force_closed" / "breaker_release"
+    # with permission "jobs.override_breaker", fields {name, reason, ttl_seconds}, calling
+    # services.breaker_force_open(...) etc. The page already sends exactly these messages.
+}
+
+
+def allowed_actions(user: Any) -> list[str]:
+    """The actions ``user`` may take (the page hides the controls for the others)."""
+    return sorted(name for name, command in COMMANDS.items() if user.is_staff and user.has_perm(command.permission))
+
+
+def command_run(*, user: Any, message: Any) -> dict[str, Any]:
+    """Run one operator command for ``user``; always returns a reply, never raises for bad input."""
+    if not isinstance(message, dict):
+        return {"type": "error", "ref": None, "action": None, "field": None, "message": "a command must be a JSON object", "code": "invalid"}
+    ref, action = message.get("ref"), message.get("action")
+    reply = {"ref": ref, "action": action}
+    command = COMMANDS.get(action) if isinstance(action, str) else None
+    if command is None:
+        return {**reply, "type": "error", "field": "action", "message": f"unknown action; allowed: {', '.join(sorted(COMMANDS))}", "code": "invalid"}
+    if not (user.is_staff and user.has_perm(command.permission)):
+        return {**reply, "type": "error", "field": None, "message": f"needs the {command.permission!r} permission", "code": "permission_denied"}
+    unknown = sorted(set(message) - command.fields)
+    if unknown:
+        return {**reply, "type": "error", "field": unknown[0], "message": f"unknown field; allowed: {', '.join(sorted(command.fields - COMMON))}", "code": "invalid"}
+    try:
+        result = command.run(message, services.actor_name(user))
+    except InvalidInput as exc:
+        return {**reply, "type": "error", "field": exc.field, "message": exc.message, "code": exc.default_code}
+    except IllegalTransition as exc:
+        return {**reply, "type": "error", "field": None, "message": str(exc), "code": exc.default_code, "status": exc.status}
+    except ResilientError as exc:
+        return {**reply, "type": "error", "field": None, "message": str(exc), "code": exc.default_code}
+    return {**reply, "type": "result", "ok": True, **result}

@@ -1,0 +1,190 @@
+// Operator actions: every control sends one command over the socket and shows the server's
+// answer (or its error) next to itself. The server checks permissions and input like the API.
+
+import { shortId } from './render.js';
+
+let nextRef = 1;
+const waiting = new Map(); // ref -> callback(reply)
+
+export function handleReply(reply) {
+  const callback = waiting.get(reply.ref);
+  if (!callback) return;
+  waiting.delete(reply.ref);
+  callback(reply);
+}
+
+function errorText(reply) {
+  return reply.field && reply.field !== 'action' ? `${reply.field}: ${reply.message}` : reply.message;
+}
+
+// An integer typed in a number input goes as a number; anything else goes as typed so the
+// server rejects it with the API's message.
+function integerOrRaw(value) {
+  return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+}
+
+export function wireActions(ui) {
+  function command(message, onReply) {
+    const ref = nextRef++;
+    waiting.set(ref, onReply);
+    if (!ui.socket.send({ ...message, ref })) {
+      waiting.delete(ref);
+      onReply({ type: 'error', message: 'not connected; try again when the dashboard is live' });
+    }
+  }
+
+  function rowError(control, reply) {
+    const slot = control.closest('tr, article')?.querySelector('.row-error');
+    if (slot) slot.textContent = reply.type === 'error' ? errorText(reply) : '';
+  }
+
+  // Per-row buttons: cancel, retry, breaker overrides (event delegation: rows come and go).
+  document.addEventListener('click', (event) => {
+    const button = event.target.closest('button[data-action]');
+    if (button) {
+      const { action, job, breaker } = button.dataset;
+      const message = { action };
+      if (job) message.id = job;
+      if (breaker) {
+        const card = button.closest('article');
+        message.name = breaker;
+        message.reason = card.querySelector('.breaker-reason')?.value ?? '';
+        const ttl = card.querySelector('.breaker-ttl')?.value ?? '';
+        if (ttl !== '') message.ttl_seconds = integerOrRaw(ttl);
+      }
+      button.disabled = true;
+      command(message, (reply) => { button.disabled = false; rowError(button, reply); });
+      return;
+    }
+    const detail = event.target.closest('button[data-detail]');
+    if (detail) showDetail(detail.dataset.detail);
+  });
+
+  // Priority inputs: Enter applies, Escape restores.
+  document.addEventListener('input', (event) => {
+    if (event.target.matches('.priority-input')) event.target.dataset.dirty = '1';
+  });
+  document.addEventListener('keydown', (event) => {
+    const input = event.target;
+    if (!input.matches?.('.priority-input')) return;
+    if (event.key === 'Escape') {
+      delete input.dataset.dirty;
+      input.value = input.closest('tr').dataset.priority;
+      rowError(input, {});
+      return;
+    }
+    if (event.key !== 'Enter') return;
+    event.preventDefault();
+    command({ action: 'reprioritise', id: input.dataset.job, priority: integerOrRaw(input.value) }, (reply) => {
+      if (reply.type !== 'error') delete input.dataset.dirty;
+      rowError(input, reply);
+    });
+  });
+
+  // Selection for bulk reprioritise.
+  const selectionText = document.getElementById('bulk-selection');
+  const bulkAll = document.getElementById('bulk-all');
+  const bulkPriority = document.getElementById('bulk-priority');
+  const bulkCount = document.getElementById('bulk-count');
+  const bulkError = document.getElementById('bulk-error');
+  function updateSelection() {
+    selectionText.textContent = bulkAll.checked
+      ? 'All pending jobs matching the filter'
+      : `${ui.selected.size} job${ui.selected.size === 1 ? '' : 's'} selected`;
+    bulkCount.textContent = '';
+  }
+  document.addEventListener('change', (event) => {
+    const box = event.target;
+    if (box.matches('.select-job')) {
+      if (box.checked) ui.selected.add(box.dataset.job); else ui.selected.delete(box.dataset.job);
+      updateSelection();
+    } else if (box.id === 'select-shown') {
+      for (const row of document.querySelectorAll('#queue tbody tr:not([hidden])')) {
+        if (box.checked) ui.selected.add(row.dataset.id); else ui.selected.delete(row.dataset.id);
+        const rowBox = row.querySelector('.select-job');
+        if (rowBox) rowBox.checked = box.checked;
+      }
+      updateSelection();
+    } else if (box.id === 'bulk-all') updateSelection();
+  });
+
+  function bulkMessage(dryRun) {
+    const message = { action: 'bulk_reprioritise', priority: integerOrRaw(bulkPriority.value), dry_run: dryRun };
+    if (bulkAll.checked) {
+      const filter = ui.filter();
+      if (Object.keys(filter).length) message.filter = filter; else message.all = true;
+    } else message.ids = [...ui.selected];
+    return message;
+  }
+  function bulk(dryRun) {
+    bulkError.textContent = '';
+    command(bulkMessage(dryRun), (reply) => {
+      if (reply.type === 'error') { bulkError.textContent = errorText(reply); bulkCount.textContent = ''; return; }
+      if (!dryRun) { ui.selected.clear(); updateSelection(); }
+      const jobs = `${reply.count} job${reply.count === 1 ? '' : 's'}`;
+      bulkCount.textContent = dryRun ? `${jobs} will change` : `${jobs} changed`;
+    });
+  }
+  document.getElementById('bulk-preview').addEventListener('click', () => bulk(true));
+  document.getElementById('bulk').addEventListener('submit', (event) => { event.preventDefault(); bulk(false); });
+
+  // Filter: shown rows follow it at once; "all matching" bulk actions use it too.
+  document.getElementById('queue-filter').addEventListener('input', () => { ui.rerender(); updateSelection(); });
+  document.getElementById('queue-filter').addEventListener('submit', (event) => event.preventDefault());
+
+  // Submit a job.
+  const submitForm = document.getElementById('submit-form');
+  const submitStatus = document.getElementById('submit-status');
+  submitForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const data = new FormData(submitForm);
+    const message = { action: 'submit', kind: data.get('kind') };
+    if (data.get('dependency')) message.dependency = data.get('dependency');
+    if (data.get('priority') !== '') message.priority = integerOrRaw(data.get('priority'));
+    const payloadText = String(data.get('payload') || '').trim();
+    if (payloadText) {
+      try { message.payload = JSON.parse(payloadText); } catch {
+        submitStatus.className = 'error';
+        submitStatus.textContent = 'payload: not valid JSON';
+        return;
+      }
+    }
+    command(message, (reply) => {
+      if (reply.type === 'error') { submitStatus.className = 'error'; submitStatus.textContent = errorText(reply); return; }
+      submitStatus.className = 'ok';
+      submitStatus.textContent = `Submitted job ${shortId(reply.job.id)}`;
+      submitStatus.title = reply.job.id;
+    });
+  });
+}
+
+// "Why isn't this running?" and the history: the job's detail from the REST API.
+async function showDetail(id) {
+  const dialog = document.getElementById('job-detail');
+  const body = document.getElementById('job-detail-body');
+  document.getElementById('job-detail-h').textContent = `Job ${shortId(id)}`;
+  body.textContent = 'Loading…';
+  dialog.showModal();
+  try {
+    const response = await fetch(`/api/jobs/${id}/`, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+    const job = await response.json();
+    if (!response.ok) { body.textContent = job.detail || `HTTP ${response.status}`; return; }
+    const waiting = job.waiting_for ? JSON.stringify(job.waiting_for) : '—';
+    const dl = document.createElement('dl');
+    dl.className = 'detail';
+    for (const [key, value] of [['id', job.id], ['status', job.status], ['kind', job.kind], ['dependency', job.dependency],
+      ['priority', job.priority], ['position', job.position ?? '—'], ['waiting for', waiting],
+      ['attempts', `${job.attempts} of ${job.max_attempts}`], ['last error', job.last_error || '—'],
+      ['payload', JSON.stringify(job.payload)]]) {
+      dl.append(Object.assign(document.createElement('dt'), { textContent: key }),
+        Object.assign(document.createElement('dd'), { textContent: value }));
+    }
+    const events = document.createElement('ol');
+    for (const e of job.events) {
+      events.append(Object.assign(document.createElement('li'), { textContent: `${e.at} ${e.kind} by ${e.actor} ${JSON.stringify(e.details)}` }));
+    }
+    body.replaceChildren(dl, Object.assign(document.createElement('h3'), { textContent: 'History' }), events);
+  } catch (error) {
+    body.textContent = `Could not load the job: ${error}`;
+  }
+}

@@ -1,0 +1,238 @@
+// Rendering: turns a snapshot into DOM. Rows are keyed by job id and reused, so focus, typed
+// priorities and selections survive the ~10 updates a second.
+
+export const clock = { offset: 0 }; // server time minus browser time, from each snapshot
+
+export function serverNow() {
+  return Date.now() + clock.offset;
+}
+
+export function shortId(id) {
+  return id.slice(0, 8);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') node.className = value;
+    else if (key === 'text') node.textContent = value;
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  node.append(...children);
+  return node;
+}
+
+export function relative(iso) {
+  if (!iso) return '';
+  const seconds = Math.round((new Date(iso).getTime() - serverNow()) / 1000);
+  const abs = Math.abs(seconds);
+  const text = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.floor(abs / 60)}m ${abs % 60}s` : `${Math.floor(abs / 3600)}h ${Math.floor((abs % 3600) / 60)}m`;
+  return seconds > 0 ? `in ${text}` : `${text} ago`;
+}
+
+function timeCell(iso) {
+  return el('time', { datetime: iso, title: iso, 'data-relative': iso, text: relative(iso) });
+}
+
+function jobLabel(id) {
+  return el('button', {
+    type: 'button', class: 'job-id link', title: id, 'data-detail': id,
+    'aria-label': `Job ${shortId(id)}: show details`, text: shortId(id),
+  });
+}
+
+function setCell(row, index, ...content) {
+  row.cells[index].replaceChildren(...content);
+}
+
+function setText(row, index, text) {
+  const cell = row.cells[index];
+  if (cell.textContent !== String(text)) cell.textContent = text;
+}
+
+// Keyed reconciliation: reuse, create, reorder and remove rows with minimal DOM churn.
+export function reconcile(container, items, key, create, update) {
+  const focused = document.activeElement;
+  const existing = new Map([...container.children].map((child) => [child.dataset.key, child]));
+  items.forEach((item, index) => {
+    const k = key(item);
+    let node = existing.get(k);
+    if (node) existing.delete(k);
+    else {
+      node = create(item);
+      node.dataset.key = k;
+    }
+    update(node, item);
+    if (container.children[index] !== node) container.insertBefore(node, container.children[index] || null);
+  });
+  for (const node of existing.values()) node.remove();
+  if (focused && focused !== document.activeElement && container.contains(focused)) focused.focus();
+}
+
+export function waitingText(row) {
+  const w = row.waiting_for;
+  if (!w) return '';
+  if (w.reason === 'breaker_open') return `held: breaker ${w.dependency} is open`;
+  if (w.reason === 'retry_scheduled') return `retry scheduled ${relative(w.until)}`;
+  if (w.reason === 'jobs_ahead') return `${w.jobs_ahead} job${w.jobs_ahead === 1 ? '' : 's'} ahead`;
+  if (w.reason === 'next') return 'next to run';
+  return w.reason;
+}
+
+export function renderTotals(dl, counts, estimated) {
+  const parts = [];
+  for (const [status, n] of Object.entries(counts)) {
+    const approx = estimated.includes(status);
+    parts.push(
+      el('div', { class: `total status-${status}`, 'data-status': status },
+        el('dt', { text: status }),
+        el('dd', { 'data-count': n, title: approx ? 'estimated from table statistics' : null,
+          text: `${approx ? '≈ ' : ''}${n.toLocaleString()}` })),
+    );
+  }
+  dl.replaceChildren(...parts);
+}
+
+export function renderQueue(tbody, rows, ui) {
+  const can = ui.can;
+  reconcile(tbody, rows, (r) => r.id, (r) => {
+    const tr = el('tr', { 'data-id': r.id });
+    for (let i = 0; i < 9; i++) tr.append(el('td'));
+    tr.cells[0].className = 'needs-bulk_reprioritise';
+    if (can.has('bulk_reprioritise')) {
+      tr.cells[0].append(el('input', { type: 'checkbox', class: 'select-job', 'data-job': r.id,
+        'aria-label': `Select job ${shortId(r.id)}` }));
+    }
+    setCell(tr, 2, jobLabel(r.id));
+    if (can.has('reprioritise')) {
+      tr.cells[5].append(el('input', {
+        type: 'number', class: 'priority-input', min: ui.options.priority_min, max: ui.options.priority_max,
+        'data-job': r.id, 'aria-label': `Priority of job ${shortId(r.id)} (Enter applies)`,
+      }));
+    }
+    if (can.has('cancel')) {
+      tr.cells[8].append(el('button', { type: 'button', class: 'danger', 'data-action': 'cancel', 'data-job': r.id,
+        'aria-label': `Cancel job ${shortId(r.id)}`, text: 'Cancel' }));
+    }
+    tr.cells[8].append(el('span', { class: 'error row-error', role: 'alert' }));
+    return tr;
+  }, (tr, r) => {
+    tr.dataset.priority = r.priority;
+    tr.dataset.position = r.position;
+    tr.classList.toggle('held', r.held);
+    tr.hidden = !ui.matchesFilter(r);
+    const box = tr.cells[0].querySelector('input');
+    if (box) box.checked = ui.selected.has(r.id);
+    setText(tr, 1, r.position);
+    setText(tr, 3, r.kind);
+    setCell(tr, 4, r.dependency, ...(r.held ? [' ', el('span', { class: 'badge held', text: 'held' })] : []));
+    const input = tr.cells[5].querySelector('input');
+    if (input) {
+      if (document.activeElement !== input && !input.dataset.dirty) input.value = r.priority;
+    } else setText(tr, 5, r.priority);
+    setText(tr, 6, waitingText(r));
+    setCell(tr, 7, timeCell(r.created_at));
+  });
+}
+
+export function renderRunning(tbody, rows) {
+  reconcile(tbody, rows, (r) => r.id, (r) => {
+    const tr = el('tr', { 'data-id': r.id });
+    for (let i = 0; i < 7; i++) tr.append(el('td'));
+    setCell(tr, 0, jobLabel(r.id));
+    return tr;
+  }, (tr, r) => {
+    setText(tr, 1, r.kind);
+    setText(tr, 2, r.dependency);
+    setText(tr, 3, r.priority);
+    setText(tr, 4, `${r.attempts + 1} of ${r.max_attempts}`);
+    setCell(tr, 5, timeCell(r.started_at));
+    setText(tr, 6, r.lease_owner);
+  });
+}
+
+export function renderFinished(tbody, rows, ui) {
+  reconcile(tbody, rows, (r) => r.id, (r) => {
+    const tr = el('tr', { 'data-id': r.id });
+    for (let i = 0; i < 7; i++) tr.append(el('td'));
+    setCell(tr, 0, jobLabel(r.id));
+    tr.cells[6].append(el('span', { class: 'error row-error', role: 'alert' }));
+    return tr;
+  }, (tr, r) => {
+    tr.dataset.status = r.status;
+    setText(tr, 1, r.kind);
+    setCell(tr, 2, el('span', { class: `badge status-${r.status}`, text: r.status }));
+    setCell(tr, 3, timeCell(r.finished_at));
+    setText(tr, 4, `${r.attempts} of ${r.max_attempts}`);
+    const error = tr.cells[5];
+    if (error.textContent !== r.last_error) { error.textContent = r.last_error; error.title = r.last_error; }
+    const retryable = ui.can.has('retry') && (r.status === 'failed' || r.status === 'cancelled');
+    let button = tr.cells[6].querySelector('button');
+    if (retryable && !button) {
+      button = el('button', { type: 'button', 'data-action': 'retry', 'data-job': r.id,
+        'aria-label': `Retry job ${shortId(r.id)}`, text: 'Retry' });
+      tr.cells[6].prepend(button);
+    } else if (!retryable && button) button.remove();
+  });
+}
+
+function eventSummary(e) {
+  const d = e.details || {};
+  if (e.kind === 'reprioritised') return `priority ${d.before} → ${d.after}`;
+  if (d.error) return d.error;
+  if (d.reason) return d.reason;
+  if (d.priority !== undefined) return `priority ${d.priority}`;
+  return '';
+}
+
+export function renderEvents(ol, events) {
+  reconcile(ol, events, (e) => String(e.id), (e) => el('li', { class: `event kind-${e.kind}` },
+    timeCell(e.at), ' ', jobLabel(e.job), ' ', el('strong', { text: e.kind }), ' ',
+    el('span', { class: 'muted', text: `by ${e.actor}` }), ' ', el('span', { text: eventSummary(e) })), () => {});
+}
+
+const BREAKER_ACTIONS = [
+  ['breaker_force_open', 'Force open'],
+  ['breaker_force_closed', 'Force closed'],
+  ['breaker_release', 'Release'],
+];
+
+export function renderBreakers(container, empty, breakers, ui) {
+  empty.hidden = breakers.length > 0;
+  reconcile(container, breakers, (b) => b.name, (b) => {
+    const card = el('article', { class: 'card breaker', 'data-breaker': b.name, 'aria-labelledby': `breaker-${b.name}` },
+      el('h3', { id: `breaker-${b.name}`, text: b.name }),
+      el('p', { class: 'breaker-state' }),
+      el('p', { class: 'breaker-detail muted' }),
+      el('p', { class: 'breaker-override' }));
+    if (ui.can.has('breaker_force_open')) {
+      const controls = el('div', { class: 'breaker-controls' },
+        el('input', { type: 'text', class: 'breaker-reason', 'aria-label': `Reason for changing breaker ${b.name}`, placeholder: 'reason' }),
+        el('input', { type: 'number', class: 'breaker-ttl', min: '1', 'aria-label': `Override duration for breaker ${b.name}, in seconds (optional)`, placeholder: 'seconds (optional)' }));
+      for (const [action, label] of BREAKER_ACTIONS) {
+        controls.append(el('button', { type: 'button', 'data-action': action, 'data-breaker': b.name,
+          'aria-label': `${label} breaker ${b.name}`, text: label }));
+      }
+      controls.append(el('span', { class: 'error row-error', role: 'alert' }));
+      card.append(controls);
+    }
+    return card;
+  }, (card, b) => {
+    card.dataset.state = b.state;
+    card.querySelector('.breaker-state').replaceChildren(el('span', { class: `badge state-${b.state}`, text: b.state }));
+    const retry = b.retry_at ? ['retry ', el('time', { datetime: b.retry_at, 'data-relative': b.retry_at, text: relative(b.retry_at) })] : [];
+    card.querySelector('.breaker-detail').replaceChildren(
+      `failures ${b.failures ?? 0}/${b.threshold ?? '?'} · held ${b.held ?? 0}${retry.length ? ' · ' : ''}`, ...retry);
+    const o = b.override;
+    card.querySelector('.breaker-override').replaceChildren(...(o ? [
+      el('span', { class: `badge override-${o.state}`, text: `forced ${o.state}` }), ' ',
+      `${o.reason || 'no reason'} — ${o.actor || ''}`, ...(o.expires_at ? [' until ', el('time', { datetime: o.expires_at, 'data-relative': o.expires_at, text: relative(o.expires_at) })] : []),
+    ] : []));
+  });
+}
+
+// Between snapshots, keep "3s ago" / "in 5s" texts and countdowns moving.
+export function tickRelativeTimes(root = document) {
+  for (const node of root.querySelectorAll('[data-relative]')) node.textContent = relative(node.dataset.relative);
+}

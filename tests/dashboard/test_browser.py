@@ -1,0 +1,302 @@
+"""The dashboard in a real Chromium against a real ``manage.py serve`` (Daphne + worker) with its
+own SQLite file: live updates, operator actions and the API agreeing with what the page shows."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+PASSWORDS = {"operator": "operator-pass-123", "viewer": "viewer-pass-123", "client": "client-pass-123"}
+LIVE = 'body[data-socket="open"][data-snapshots]'
+
+USERS_SCRIPT = """
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+User = get_user_model()
+User.objects.create_superuser("operator", password="operator-pass-123")
+User.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+User.objects.create_user("client", password="client-pass-123")
+print(Token.objects.create(user=User.objects.get(username="operator")).key)
+"""
+
+
+def chromium_path() -> str:
+    path = os.environ.get("RESILIENT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"Chromium not found at {path} (CI must install it: apt-get install chromium)")
+        pytest.skip(f"Chromium not found at {path}; install Debian's chromium or set RESILIENT_CHROMIUM")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real embedded server (Daphne + one worker slot) on a free port with its own SQLite file."""
+    var = tmp_path_factory.mktemp("dashboard-server")
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        SECRET_KEY="browser-test-secret-key", DJANGO_SETTINGS_MODULE="resilient.settings", DEBUG="0",
+        RESILIENT_VAR_DIR=str(var), RESILIENT_SHUTDOWN_GRACE="1", RESILIENT_POLL_INTERVAL="0.5",
+        PYTHONUNBUFFERED="1",
+    )
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT, timeout=120)
+    token = subprocess.run([*manage, "shell", "-c", USERS_SCRIPT], env=env, check=True, cwd=ROOT,
+                           capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
+    port = free_port()
+    log = open(var / "serve.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([*manage, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"{base}/accounts/login/", timeout=1)
+                break
+            except requests.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("serve did not start: " + (var / "serve.log").read_text()) from None
+                time.sleep(0.2)
+        api = requests.Session()
+        api.headers["Authorization"] = f"Token {token}"
+        # Occupy the only worker slot (and the next ones) so the jobs the tests submit stay pending.
+        for _ in range(4):
+            response = api.post(f"{base}/api/jobs/", json={"kind": "simulate", "priority": 100,
+                                                           "payload": {"complexity": 600, "failure_rate": 0}})
+            assert response.status_code == 201, response.text
+        yield {"base": base, "api": api}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    path = chromium_path()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def login(browser, server, username="operator"):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(server["base"] + "/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORDS[username])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/dashboard/$"))
+    page.wait_for_selector(LIVE)
+    page.js_errors = errors
+    return page
+
+
+def submit(server, **body) -> dict:
+    response = server["api"].post(server["base"] + "/api/jobs/", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def api_job(server, job_id) -> dict:
+    return server["api"].get(f"{server['base']}/api/jobs/{job_id}/").json()
+
+
+def queue_ids(page) -> list[str]:
+    return page.eval_on_selector_all("#queue tbody tr", "rows => rows.map(r => r.dataset.id)")
+
+
+def wait_queue_order(page, first: str, second: str) -> None:
+    page.wait_for_function(
+        """([a, b]) => { const ids = [...document.querySelectorAll('#queue tbody tr')].map(r => r.dataset.id);
+             return ids.includes(a) && ids.includes(b) && ids.indexOf(a) < ids.indexOf(b); }""",
+        arg=[first, second],
+    )
+
+
+def test_job_submitted_over_the_api_appears_live(browser, server):
+    page = login(browser, server)
+    assert page.locator("#conn-text").inner_text() == "Live"
+    job = submit(server, kind="noop", priority=3)
+    row = page.locator(f'#queue tr[data-id="{job["id"]}"]')
+    row.wait_for()
+    label = row.locator("button.job-id")
+    assert label.inner_text() == job["id"][:8]
+    assert label.get_attribute("title") == job["id"]
+    assert page.js_errors == []
+    page.context.close()
+
+
+def test_priority_change_moves_the_row_and_the_api_agrees(browser, server):
+    page = login(browser, server)
+    low = submit(server, kind="noop", priority=-20)
+    high = submit(server, kind="noop", priority=-10)
+    wait_queue_order(page, high["id"], low["id"])
+    box = page.get_by_label(f"Priority of job {low['id'][:8]} (Enter applies)")
+    box.fill("20")
+    box.press("Enter")
+    wait_queue_order(page, low["id"], high["id"])
+    detail = api_job(server, low["id"])
+    assert detail["priority"] == 20
+    assert detail["position"] < api_job(server, high["id"])["position"]
+    row = page.locator(f'#queue tr[data-id="{low["id"]}"]')
+    assert row.get_attribute("data-position") == str(detail["position"])
+    # "Why isn't this running?" in the detail view, from the API; Escape closes it.
+    row.get_by_role("button", name=f"Job {low['id'][:8]}: show details").click()
+    dialog = page.locator("#job-detail")
+    dialog.get_by_text(f'{{"reason":"jobs_ahead","jobs_ahead":{detail["position"] - 1}}}').wait_for()
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+    assert page.js_errors == []
+    page.context.close()
+
+
+def test_invalid_priority_shows_the_servers_error_next_to_the_input(browser, server):
+    page = login(browser, server)
+    job = submit(server, kind="noop", priority=-30)
+    box = page.get_by_label(f"Priority of job {job['id'][:8]} (Enter applies)")
+    box.fill("500")
+    box.press("Enter")
+    error = page.locator(f'#queue tr[data-id="{job["id"]}"] .row-error')
+    error.wait_for(state="visible")
+    assert error.inner_text() == "priority: must be between -100 and 100"
+    assert api_job(server, job["id"])["priority"] == -30
+    page.context.close()
+
+
+def test_cancel_then_retry(browser, server):
+    page = login(browser, server)
+    job = submit(server, kind="noop", priority=-40)
+    page.get_by_role("button", name=f"Cancel job {job['id'][:8]}").click()
+    page.locator(f'#finished tr[data-id="{job["id"]}"][data-status="cancelled"]').wait_for()
+    page.locator(f'#queue tr[data-id="{job["id"]}"]').wait_for(state="detached")
+    assert api_job(server, job["id"])["status"] == "cancelled"
+    page.get_by_role("button", name=f"Retry job {job['id'][:8]}").click()
+    page.locator(f'#queue tr[data-id="{job["id"]}"]').wait_for()
+    assert api_job(server, job["id"])["status"] == "pending"
+    page.context.close()
+
+
+def test_two_dashboards_see_each_others_actions(browser, server):
+    one = login(browser, server)
+    two = login(browser, server)
+    a = submit(server, kind="noop", priority=-60)
+    b = submit(server, kind="noop", priority=-50)
+    for page in (one, two):
+        wait_queue_order(page, b["id"], a["id"])
+    box = one.get_by_label(f"Priority of job {a['id'][:8]} (Enter applies)")
+    box.fill("-45")
+    box.press("Enter")
+    wait_queue_order(two, a["id"], b["id"])
+    two.get_by_role("button", name=f"Cancel job {b['id'][:8]}").click()
+    one.locator(f'#queue tr[data-id="{b["id"]}"]').wait_for(state="detached")
+    one.locator(f'#finished tr[data-id="{b["id"]}"]').wait_for()
+    one.context.close()
+    two.context.close()
+
+
+def test_reconnects_and_resyncs_after_the_socket_drops(browser, server):
+    page = login(browser, server)
+    page.evaluate("window.resilientDashboard.socket.ws.close()")
+    page.wait_for_selector('body[data-socket="reconnecting"]')
+    assert page.locator("#conn-text").inner_text().startswith("Reconnecting")
+    job = submit(server, kind="noop", priority=-90)  # changed while this page was away
+    page.wait_for_selector('body[data-socket="open"]')
+    page.locator(f'#queue tr[data-id="{job["id"]}"]').wait_for()
+    page.context.close()
+
+
+def test_submit_form_and_bulk_reprioritise(browser, server):
+    from playwright.sync_api import expect
+
+    page = login(browser, server)
+    page.get_by_label("Kind", exact=True).select_option("noop")
+    page.get_by_label("Priority", exact=True).fill("-70")
+    page.get_by_label("Payload (JSON object)").fill('{"note": "from the form"}')
+    page.get_by_role("button", name="Submit job").click()
+    status = page.locator("#submit-status")
+    expect(status).to_have_text(re.compile(r"^Submitted job [0-9a-f]{8}$"))
+    job_id = status.get_attribute("title")
+    assert api_job(server, job_id)["payload"] == {"note": "from the form"}
+    other = submit(server, kind="noop", priority=-70)
+    page.locator(f'#queue tr[data-id="{other["id"]}"]').wait_for()
+    page.locator("#filter-priority").fill("-70")
+    page.get_by_label("All pending jobs matching the filter").check()
+    page.get_by_label("New priority").fill("-65")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#bulk-count")).to_have_text("2 jobs will change")
+    expect(page.locator("#bulk-error")).to_have_text("")
+    page.get_by_role("button", name="Apply new priority").click()
+    expect(page.locator("#bulk-count")).to_have_text("2 jobs changed")
+    assert api_job(server, job_id)["priority"] == -65 and api_job(server, other["id"])["priority"] == -65
+    page.context.close()
+
+
+def test_read_only_operator_sees_but_has_no_controls(browser, server):
+    page = login(browser, server, "viewer")
+    job = submit(server, kind="noop", priority=-80)
+    row = page.locator(f'#queue tr[data-id="{job["id"]}"]')
+    row.wait_for()
+    assert row.locator("input, button[data-action]").count() == 0
+    assert not page.locator("#submit-form").is_visible()
+    assert not page.locator("#bulk").is_visible()
+    page.context.close()
+
+
+def test_non_staff_cannot_open_the_dashboard(browser, server):
+    context = browser.new_context()
+    page = context.new_page()
+    response = page.goto(server["base"] + "/dashboard/")
+    assert "/accounts/login/" in page.url  # anonymous: sent to sign in
+    page.get_by_label("Username").fill("client")
+    page.get_by_label("Password").fill(PASSWORDS["client"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    response = page.goto(server["base"] + "/dashboard/")
+    assert response.status == 403
+    assert page.locator("body[data-socket]").count() == 0
+    context.close()
+
+
+def test_screenshot(browser, server):
+    page = login(browser, server)
+    submit(server, kind="noop", priority=5)
+    page.wait_for_timeout(500)
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "dashboard.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    page.context.close()

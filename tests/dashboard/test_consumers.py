@@ -1,0 +1,367 @@
+"""The dashboard socket against the real ASGI application: auth, snapshots, live coalesced
+updates, operator commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from dashboard import broadcasting, snapshot
+from jobs import queue, services
+from jobs.models import Job, JobEvent, JobStatus
+from resilient.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+@database_sync_to_async
+def session_cookie(user) -> bytes:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def connect(user=None, *, origin=ORIGIN) -> WebsocketCommunicator:
+    headers = [origin] if origin else []
+    if user is not None:
+        headers.append((b"cookie", await session_cookie(user)))
+    return WebsocketCommunicator(application, "/ws/dashboard/", headers=headers)
+
+
+async def open_dashboard(user) -> tuple[WebsocketCommunicator, dict, dict]:
+    """Connect as ``user``; return the communicator, the hello and the first snapshot."""
+    comm = await connect(user)
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    hello = await comm.receive_json_from(timeout=5)
+    assert hello["type"] == "hello"
+    first = await comm.receive_json_from(timeout=5)
+    assert first["type"] == "snapshot"
+    return comm, hello, first["state"]
+
+
+async def next_of_type(comm, kind: str, timeout: float = 5) -> dict:
+    while True:
+        message = await comm.receive_json_from(timeout=timeout)
+        if message["type"] == kind:
+            return message
+
+
+async def snapshot_where(comm, predicate, timeout: float = 10) -> dict:
+    """Snapshots until one satisfies ``predicate`` (each message is the whole state)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await comm.receive_json_from(timeout=max(0.1, deadline - time.monotonic()))
+        if message["type"] == "snapshot" and predicate(message["state"]):
+            return message["state"]
+
+
+submit = database_sync_to_async(services.job_submit)
+
+
+async def command(comm, **message) -> dict:
+    await comm.send_json_to(message)
+    return await next_of_type_reply(comm)
+
+
+async def next_of_type_reply(comm) -> dict:
+    while True:
+        message = await comm.receive_json_from(timeout=5)
+        if message["type"] in ("result", "error"):
+            return message
+
+
+# --- who may connect ----------------------------------------------------------------------------
+
+
+async def test_anonymous_is_refused():
+    comm = await connect(None)
+    connected, code = await comm.connect(timeout=5)
+    assert not connected
+
+
+async def test_non_staff_is_refused(user):
+    comm = await connect(user)
+    connected, _ = await comm.connect(timeout=5)
+    assert not connected
+
+
+async def test_foreign_origin_is_refused(operator):
+    comm = await connect(operator, origin=(b"origin", b"http://evil.example"))
+    connected, _ = await comm.connect(timeout=5)
+    assert not connected
+
+
+async def test_missing_origin_is_refused(operator):
+    comm = await connect(operator, origin=None)
+    connected, _ = await comm.connect(timeout=5)
+    assert not connected
+
+
+# --- what it sends ------------------------------------------------------------------------------
+
+
+async def test_snapshot_contents(operator):
+    low, _ = await submit(kind="noop", priority=-5)
+    high, _ = await submit(kind="simulate", priority=50, payload={"complexity": 0})
+    gone, _ = await submit(kind="noop")
+    await database_sync_to_async(services.job_cancel)(job_id=gone.uuid, actor="test")
+    claimed = await database_sync_to_async(queue.job_claim_next)(worker_id="w1")
+    assert claimed.seq == high.seq
+
+    comm, hello, state = await open_dashboard(operator)
+    assert hello["user"] == "operator"
+    assert set(hello["actions"]) >= {"reprioritise", "cancel", "retry", "bulk_reprioritise", "submit"}
+    assert set(state) == {"breakers", "counts", "estimated", "queue", "running", "finished", "events", "throughput"}
+    assert state["breakers"] == []  # TODO(breakers): filled once issue 4 lands
+    assert state["counts"] == {"pending": 1, "running": 1, "succeeded": 0, "failed": 0, "cancelled": 1}
+    assert state["estimated"] == []
+    assert [(r["id"], r["position"], r["waiting_for"]) for r in state["queue"]] == [
+        (str(low.uuid), 1, {"reason": "next", "jobs_ahead": 0})
+    ]
+    assert [r["id"] for r in state["running"]] == [str(high.uuid)]
+    assert state["running"][0]["lease_owner"] == "w1"
+    assert [(r["id"], r["status"]) for r in state["finished"]] == [(str(gone.uuid), "cancelled")]
+    assert [e["kind"] for e in state["events"]][:2] == ["claimed", "cancelled"]
+    assert len(state["events"]) == 5 and state["events"][0]["job"] == str(high.uuid)
+    assert len(state["throughput"]["succeeded"]) == 600
+    await comm.disconnect()
+
+
+async def test_queue_positions_match_the_api_selector(operator):
+    jobs = [(await submit(kind="noop", priority=p))[0] for p in (1, 5, 5, -3, 9)]
+    comm, _, state = await open_dashboard(operator)
+    from jobs import selectors
+
+    for row in state["queue"]:
+        job = await database_sync_to_async(Job.objects.get)(uuid=row["id"])
+        assert row["position"] == await database_sync_to_async(selectors.job_position)(job)
+    assert [r["priority"] for r in state["queue"]] == [9, 5, 5, 1, -3]
+    assert len(jobs) == 5
+    await comm.disconnect()
+
+
+async def test_update_after_a_service_change(operator):
+    comm, _, state = await open_dashboard(operator)
+    assert state["queue"] == []
+    job, _ = await submit(kind="noop", priority=3)
+    state = await snapshot_where(comm, lambda s: s["queue"])
+    assert state["queue"][0]["id"] == str(job.uuid) and state["counts"]["pending"] == 1
+    assert state["events"][0]["kind"] == "submitted"
+    await comm.disconnect()
+
+
+async def test_burst_of_2000_changes_is_coalesced_and_exact(operator):
+    clients = [(await open_dashboard(operator))[0] for _ in range(3)]
+    broadcaster = broadcasting.current()
+    ticks_before = broadcaster.ticks
+
+    def burst():
+        for i in range(2000):
+            services.job_submit(kind="noop", priority=i % 7)
+
+    started = time.monotonic()
+    await database_sync_to_async(burst)()
+    elapsed = time.monotonic() - started
+
+    finals = []
+    for comm in clients:
+        received = 0
+        state = None
+        while True:
+            message = await comm.receive_json_from(timeout=5)
+            received += 1
+            state = message["state"]
+            if state["counts"]["pending"] == 2000:
+                break
+        finals.append((received, state))
+        # Nothing more arrives once the state is current (unless an idle refresh finds a change).
+        assert await comm.receive_nothing(timeout=0.5)
+
+    expected = await database_sync_to_async(snapshot.build)()
+    for received, state in finals:
+        # At most one message per 100 ms tick, plus the one in flight when the burst ended.
+        assert received <= elapsed / broadcasting.MIN_INTERVAL + 3, (received, elapsed)
+        assert received < 2000 / 10
+        for key in ("counts", "queue", "running", "finished", "events"):
+            assert state[key] == expected[key], key
+    # The state was computed once per tick for all three clients, not once per client.
+    ticks = broadcaster.ticks - ticks_before
+    assert ticks <= max(r for r, _ in finals) + 2
+    for comm in clients:
+        await comm.disconnect()
+
+
+async def test_last_dashboard_leaving_stops_the_broadcaster(operator):
+    one, _, _ = await open_dashboard(operator)
+    two, _, _ = await open_dashboard(operator)
+    first = broadcasting.current()
+    await one.disconnect()
+    assert broadcasting.current() is first
+    await two.disconnect()
+    assert broadcasting.current() is None
+
+
+# --- operator commands --------------------------------------------------------------------------
+
+
+async def test_reprioritise_cancel_retry_over_the_socket(operator):
+    a, _ = await submit(kind="noop", priority=1)
+    b, _ = await submit(kind="noop", priority=2)
+    comm, _, state = await open_dashboard(operator)
+    assert [r["id"] for r in state["queue"]] == [str(b.uuid), str(a.uuid)]
+
+    reply = await command(comm, action="reprioritise", id=str(a.uuid), priority=80, ref=7)
+    assert reply == {"type": "result", "ok": True, "ref": 7, "action": "reprioritise",
+                     "job": {"id": str(a.uuid), "status": "pending", "priority": 80}}
+    state = await snapshot_where(comm, lambda s: s["queue"][0]["id"] == str(a.uuid))
+    assert state["queue"][0]["priority"] == 80
+    event = await database_sync_to_async(lambda: JobEvent.objects.filter(job__uuid=a.uuid).last())()
+    assert (event.kind, event.actor, event.details) == ("reprioritised", "user:operator", {"before": 1, "after": 80})
+
+    reply = await command(comm, action="cancel", id=str(b.uuid), ref="c")
+    assert reply["type"] == "result" and reply["job"]["status"] == "cancelled"
+    reply = await command(comm, action="retry", id=str(b.uuid), ref="r")
+    assert reply["type"] == "result" and reply["job"]["status"] == "pending"
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "text"),
+    [
+        ({"action": "reprioritise", "priority": 5}, "id", "must be a job id (UUID)"),
+        ({"action": "reprioritise", "id": "JOB", "priority": 5}, "id", "must be a job id (UUID)"),
+        ({"action": "reprioritise", "id": "{job}"}, "priority", "this field is required"),
+        ({"action": "reprioritise", "id": "{job}", "priority": 101}, "priority", "must be between -100 and 100"),
+        ({"action": "reprioritise", "id": "{job}", "priority": "high"}, "priority", "must be an integer"),
+        ({"action": "reprioritise", "id": "{job}", "priority": True}, "priority", "must be an integer"),
+        ({"action": "reprioritise", "id": "{job}", "priority": 1, "extra": 1}, "extra", None),
+        ({"action": "explode"}, "action", None),
+        ({"action": "submit", "kind": "nope"}, "kind", None),
+        ({"action": "submit", "kind": "noop", "payload": [1]}, "payload", "must be a JSON object"),
+        ({"action": "submit", "kind": "noop", "dependency": "mars"}, "dependency", None),
+        ({"action": "bulk_reprioritise", "priority": 5}, "ids", None),
+        ({"action": "bulk_reprioritise", "priority": 5, "ids": ["x"]}, "ids", None),
+        ({"action": "bulk_reprioritise", "priority": 5, "filter": {"colour": "red"}}, "filter", None),
+    ],
+)
+async def test_invalid_commands_get_a_field_error_and_change_nothing(operator, message, field, text):
+    job, _ = await submit(kind="noop", priority=1)
+    comm, _, _ = await open_dashboard(operator)
+    message = {k: (str(job.uuid) if v == "{job}" else v) for k, v in message.items()}
+    reply = await command(comm, **message, ref=1)
+    assert reply["type"] == "error" and reply["field"] == field and reply["ref"] == 1, reply
+    if text:
+        assert reply["message"] == text
+    count = await database_sync_to_async(Job.objects.count)()
+    assert count == 1
+    assert (await database_sync_to_async(Job.objects.get)(seq=job.seq)).priority == 1
+    await comm.disconnect()
+
+
+async def test_illegal_transition_says_the_status(operator):
+    job, _ = await submit(kind="noop")
+    comm, _, _ = await open_dashboard(operator)
+    reply = await command(comm, action="retry", id=str(job.uuid))
+    assert reply["type"] == "error" and reply["code"] == "illegal_transition" and reply["status"] == "pending"
+    assert reply["message"] == "cannot retry a job that is pending; it must be failed or cancelled"
+    reply = await command(comm, action="cancel", id="00000000-0000-0000-0000-000000000000")
+    assert reply["code"] == "not_found"
+    await comm.send_to(text_data="not json")
+    reply = await next_of_type_reply(comm)
+    assert reply["type"] == "error" and reply["message"] == "a command must be a JSON object"
+    await comm.disconnect()
+
+
+async def test_bulk_reprioritise_preview_and_apply(operator):
+    local = [(await submit(kind="noop", priority=1))[0] for _ in range(3)]
+    other = (await submit(kind="noop", priority=1, dependency="default"))[0]
+    already = (await submit(kind="noop", priority=40))[0]
+    comm, _, _ = await open_dashboard(operator)
+
+    reply = await command(comm, action="bulk_reprioritise", filter={"dependency": "local"}, priority=40, dry_run=True)
+    assert reply["type"] == "result" and reply["count"] == 3 and reply["dry_run"] is True
+    assert {j.priority for j in await database_sync_to_async(list)(Job.objects.all())} == {1, 40}
+
+    reply = await command(comm, action="bulk_reprioritise", ids=[str(local[0].uuid), str(other.uuid)], priority=-7)
+    assert reply["count"] == 2
+    reply = await command(comm, action="bulk_reprioritise", filter={"dependency": "local", "priority": 1}, priority=40)
+    assert reply["count"] == 2
+    priorities = dict(await database_sync_to_async(lambda: list(Job.objects.values_list("seq", "priority")))())
+    assert priorities == {local[0].seq: -7, local[1].seq: 40, local[2].seq: 40, other.seq: -7, already.seq: 40}
+    events = await database_sync_to_async(lambda: list(JobEvent.objects.filter(kind="reprioritised").values_list("job_id", "actor")))()
+    assert sorted(events) == sorted([(local[0].seq, "user:operator"), (other.seq, "user:operator"),
+                                     (local[1].seq, "user:operator"), (local[2].seq, "user:operator")])
+    state = await snapshot_where(comm, lambda s: [r["priority"] for r in s["queue"]] == [40, 40, 40, -7, -7])
+    assert state["counts"]["pending"] == 5
+    await comm.disconnect()
+
+
+async def test_submit_over_the_socket(operator):
+    comm, _, _ = await open_dashboard(operator)
+    reply = await command(comm, action="submit", kind="simulate", payload={"complexity": 0}, priority=4, dependency="local")
+    assert reply["type"] == "result" and reply["created"] is True
+    job = await database_sync_to_async(Job.objects.get)(uuid=reply["job"]["id"])
+    assert (job.kind, job.priority, job.status, job.payload) == ("simulate", 4, JobStatus.PENDING, {"complexity": 0})
+    state = await snapshot_where(comm, lambda s: s["queue"])
+    assert state["queue"][0]["id"] == reply["job"]["id"]
+    await comm.disconnect()
+
+
+async def test_read_only_operator_sees_everything_and_changes_nothing(staff_readonly):
+    job, _ = await submit(kind="noop", priority=1)
+    comm, hello, state = await open_dashboard(staff_readonly)
+    assert hello["actions"] == []
+    assert state["queue"][0]["id"] == str(job.uuid)
+    for message in (
+        {"action": "reprioritise", "id": str(job.uuid), "priority": 9},
+        {"action": "cancel", "id": str(job.uuid)},
+        {"action": "retry", "id": str(job.uuid)},
+        {"action": "bulk_reprioritise", "all": True, "priority": 9},
+        {"action": "submit", "kind": "noop"},
+    ):
+        reply = await command(comm, **message)
+        assert reply["type"] == "error" and reply["code"] == "permission_denied", reply
+    fresh = await database_sync_to_async(Job.objects.get)(seq=job.seq)
+    assert (fresh.priority, fresh.status) == (1, JobStatus.PENDING)
+    assert await database_sync_to_async(Job.objects.count)() == 1
+    await comm.disconnect()
+
+
+async def test_permissions_are_per_action(staff_readonly):
+    grant = database_sync_to_async(
+        lambda: staff_readonly.user_permissions.add(Permission.objects.get(codename="cancel_job"))
+    )
+    await grant()
+    job, _ = await submit(kind="noop", priority=1)
+    comm, hello, _ = await open_dashboard(staff_readonly)
+    assert hello["actions"] == ["cancel"]
+    assert (await command(comm, action="reprioritise", id=str(job.uuid), priority=9))["code"] == "permission_denied"
+    assert (await command(comm, action="cancel", id=str(job.uuid)))["type"] == "result"
+    await comm.disconnect()
+
+
+def test_snapshot_json_is_plain(db):
+    """The state is JSON as built (no datetimes or UUID objects left for the encoder)."""
+    services.job_submit(kind="noop")
+    json.dumps(snapshot.build())
+
+
+async def test_throughput_window_counts_finished_jobs(operator):
+    job, _ = await submit(kind="noop")
+    claimed = await database_sync_to_async(queue.job_claim_next)(worker_id="w")
+    await database_sync_to_async(queue.job_succeed)(job=claimed, worker_id="w", result={})
+    comm, _, state = await open_dashboard(operator)
+    assert sum(state["throughput"]["succeeded"]) == 1 and sum(state["throughput"]["failed"]) == 0
+    assert job.seq == claimed.seq
+    await asyncio.sleep(0)
+    await comm.disconnect()
