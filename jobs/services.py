@@ -11,7 +11,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import conf, dependencies, notify, validation
+from jobs import conf, dependencies, notify, remote_validation, validation
 from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
 from jobs.handlers import registry
 from jobs.models import (
@@ -65,7 +65,8 @@ def job_submit(
     """Store a new pending job and wake a worker. Returns (job, created).
 
     A repeated ``idempotency_key`` returns the first job with ``created`` False.
-    Raises ``InvalidInput`` naming the field; nothing is stored then.
+    Raises ``InvalidInput`` naming the field; nothing is stored then. With VALIDATION_URL set, the
+    job is first validated remotely: ``CircuitOpen`` or ``ValidationFailed``, nothing stored.
     """
     if not isinstance(kind, str):
         raise InvalidInput("kind", "must be a string")
@@ -100,6 +101,11 @@ def job_submit(
             return existing, False
     if job_kind.validate is not None:
         job_kind.validate(payload, dependency)
+    # Last, once the input is known good: the remote check (through the `validation` breaker).
+    remote_validation.submission_validate(
+        document={"kind": kind, "payload": payload, "priority": resolved_priority, "dependency": dependency},
+        actor=actor,
+    )
 
     try:
         with transaction.atomic():
