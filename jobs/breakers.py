@@ -199,6 +199,21 @@ def _hold_pending(name: str, *, now: datetime, actor: str, why: str, retry_at: d
     return len(seqs)
 
 
+def hold_if_rejecting(*, job: Job, actor: str, now: datetime | None = None) -> bool:
+    """A job that becomes pending while its breaker rejects gets its one ``held`` event now
+    (the transition that started the open period could not know it). One primary-key read."""
+    now = now or timezone.now()
+    row = Breaker.objects.filter(name=job.dependency).first()
+    if row is None or decide(row, now) == Decision.ADMIT:
+        return False
+    override = override_in_force(row, now)
+    why = f"breaker forced {override}" if override else f"breaker {row.state}"
+    retry_at = row.override_expires_at if override else row.retry_at
+    JobEvent.objects.create(job=job, kind=EventKind.HELD, actor=actor, at=now, details={
+        "dependency": job.dependency, "why": why, "retry_at": retry_at.isoformat() if retry_at else None})
+    return True
+
+
 def _after_transition(name: str, before: Decision, after: Decision, *, now: datetime, actor: str, why: str,
                       retry_at: datetime | None) -> int:
     """Side effects of a change in what callers experience: hold the backlog, or wake the workers."""

@@ -11,7 +11,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import conf, dependencies, notify, remote_validation, validation
+from jobs import breakers, conf, dependencies, notify, remote_validation, validation
 from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
 from jobs.handlers import registry
 from jobs.models import (
@@ -118,7 +118,8 @@ def job_submit(
                 idempotency_key=idempotency_key,
             )
             event_record(job=job, kind=EventKind.SUBMITTED, actor=actor, priority=resolved_priority)
-            notify.wake_workers_on_commit()
+            if not breakers.hold_if_rejecting(job=job, actor=actor):
+                notify.wake_workers_on_commit()
     except IntegrityError:
         # A concurrent submission with the same key won the race: answer with its job.
         if idempotency_key is None:

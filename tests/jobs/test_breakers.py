@@ -340,3 +340,11 @@ def test_dependency_settings_come_from_config_and_env(monkeypatch):
     monkeypatch.setenv("RESILIENT_BREAKER_FAILURE_THRESHOLD", "7")
     assert dependencies.get("other").failure_threshold == 7
     assert dependencies.get(SVC).failure_threshold == 3, "per-dependency settings win"
+
+
+def test_a_job_submitted_while_open_is_held_once():
+    trip(now=0)
+    job = submit(SVC)
+    assert JobEvent.objects.filter(job=job, kind=EventKind.HELD).count() == 1
+    fresh = submit("other")
+    assert not JobEvent.objects.filter(job=fresh, kind=EventKind.HELD).exists()
