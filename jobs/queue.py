@@ -80,6 +80,22 @@ def _claim_in_pop_order(exclude_dependencies: Collection[str], now: datetime) ->
     return _lockable(candidates).first()
 
 
+def _tops(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
+    """(priority, seq, dependency) of each dependency's next job: one query, one short index probe
+    per dependency (``job_pop_order_by_dependency``), however many jobs are held elsewhere."""
+    if not names:
+        return []
+    parts, params = [], []
+    for i, name in enumerate(names):
+        probe = pop_order().filter(dependency=name, run_after__lte=now).values_list("priority", "seq", "dependency")[:1]
+        sql, probe_params = probe.query.sql_with_params()
+        parts.append(f"SELECT * FROM ({sql}) AS top{i}")  # noqa: S608 - our own compiled SQL
+        params.extend(probe_params)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return cursor.fetchall()
+
+
 def _claim_by_dependency(
     gates: dict[str, tuple[breakers.Decision, Any]],
     exclude_dependencies: Collection[str],
@@ -87,13 +103,11 @@ def _claim_by_dependency(
     now: datetime,
 ) -> tuple[Job | None, bool]:
     """Pop order across the dependencies whose breaker admits a call (or one trial)."""
-    tops = []
-    for name, (decision, _) in gates.items():
-        if decision == breakers.Decision.REJECT or name in exclude_dependencies:
-            continue
-        top = pop_order().filter(dependency=name, run_after__lte=now).values_list("priority", "seq").first()
-        if top is not None:
-            tops.append((-top[0], top[1], name, decision))
+    open_to = {
+        name: decision for name, (decision, _) in gates.items()
+        if decision != breakers.Decision.REJECT and name not in exclude_dependencies
+    }
+    tops = [(-priority, seq, name, open_to[name]) for priority, seq, name in _tops(sorted(open_to), now)]
     for _, seq, name, decision in sorted(tops):
         candidates = pop_order().filter(dependency=name, run_after__lte=now)
         if decision == breakers.Decision.TRIAL:
