@@ -148,12 +148,14 @@ def breakers_ensure(names: list[str] | None = None) -> None:
         )
 
 
-def breaker_row(name: str) -> Breaker:
-    """The row of ``name``, created for a configured dependency; ``BreakerNotFound`` otherwise."""
+def breaker_row(name: str, *, create_any: bool = False) -> Breaker:
+    """The row of ``name``, created for a configured dependency (or for any name a job carries,
+    with ``create_any``: a dependency removed from settings keeps its breaker); else
+    ``BreakerNotFound``."""
     row = Breaker.objects.filter(name=name).first()
     if row is not None:
         return row
-    if name not in dependencies.configured():
+    if not create_any and name not in dependencies.configured():
         raise BreakerNotFound(f"no breaker {name!r}")
     breakers_ensure([name])
     return Breaker.objects.get(name=name)
@@ -265,7 +267,7 @@ def trial_renew(*, name: str, owner: str, now: datetime | None = None) -> bool:
 def breaker_admit(*, name: str, owner: str, job_seq: int | None = None, now: datetime | None = None) -> Admission:
     """Let one call to ``name`` through, or raise ``CircuitOpen``. One read when closed."""
     now = now or timezone.now()
-    row = breaker_row(name)
+    row = breaker_row(name, create_any=True)
     decision = decide(row, now)
     if decision == Decision.ADMIT:
         return Admission(dependency=name, owner=owner, job_seq=job_seq)
@@ -318,7 +320,7 @@ def breaker_record(
         error = f"slow call: {duration:.3f}s > slow_call_seconds {dep.slow_call_seconds:g}s"
     error = error[:MAX_ERROR_CHARS]
     for _ in range(5):  # a lost race re-reads the row and decides again
-        row = breaker_row(name)
+        row = breaker_row(name, create_any=True)
         done = _apply(row, dep, outcome, admission, now=now, duration=duration, error=error, job_id=job_id,
                       retry_after=retry_after, actor=actor, rand=rand)
         if done:

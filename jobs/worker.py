@@ -183,10 +183,13 @@ class JobRunner:
 
     def _release_on_shutdown(self, job: Job, admission: breakers.Admission) -> None:
         queue.job_release(job=job, worker_id=self.worker_id, reason="worker shut down before the job finished")
-        breakers.breaker_record(
-            name=job.dependency, outcome=breakers.Outcome.NEUTRAL, admission=admission,
-            job_id=str(job.uuid), actor=self.worker_id,
-        )
+        try:  # a trial cut short gives no verdict: free its lease for the next trial
+            breakers.breaker_record(
+                name=job.dependency, outcome=breakers.Outcome.NEUTRAL, admission=admission,
+                job_id=str(job.uuid), actor=self.worker_id,
+            )
+        except Exception:
+            log.exception("job %s: freeing the breaker trial failed", job.short_id)
 
     async def _call_handler(self, job: Job) -> Any:
         kind = registry.get(job.kind)
@@ -223,11 +226,15 @@ class JobRunner:
                 job=job, worker_id=self.worker_id, error=_error_text(outcome), retryable=retryable,
                 retry_after=getattr(outcome, "retry_after", None), duration=round(duration, 6),
             )
-        counted = breakers.breaker_record(
-            name=job.dependency, outcome=breakers.classify(outcome), admission=admission,
-            duration=duration, error=_error_text(outcome) if outcome else "", job_id=str(job.uuid),
-            retry_after=getattr(outcome, "retry_after", None), actor=self.worker_id,
-        )
+        try:
+            counted = breakers.breaker_record(
+                name=job.dependency, outcome=breakers.classify(outcome), admission=admission,
+                duration=duration, error=_error_text(outcome) if outcome else "", job_id=str(job.uuid),
+                retry_after=getattr(outcome, "retry_after", None), actor=self.worker_id,
+            )
+        except Exception:  # the job's outcome is stored; a breaker hiccup must not kill the slot
+            log.exception("job %s: recording the breaker outcome failed", job.short_id)
+            counted = breakers.Outcome.NEUTRAL
         return kept, counted
 
     async def _renew(self, job: Job, admission: breakers.Admission) -> None:
