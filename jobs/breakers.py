@@ -221,6 +221,8 @@ def _after_transition(name: str, before: Decision, after: Decision, *, now: date
     """Side effects of a change in what callers experience: hold the backlog, or wake the workers."""
     held = 0
     if before == Decision.ADMIT and after != Decision.ADMIT:
+        # A new hold period: every pending job gets its one held event now.
+        Breaker.objects.filter(name=name).update(held_since=now)
         held = _hold_pending(name, now=now, actor=actor, why=why, retry_at=retry_at)
     if after != Decision.REJECT and before != after:
         notify.wake_workers_on_commit()
@@ -279,7 +281,9 @@ def breaker_admit(*, name: str, owner: str, job_seq: int | None = None, now: dat
     state = effective_state(row, now)
     if override_in_force(row, now):
         state = f"forced {state}"
-    raise CircuitOpen(dependency=name, state=state, retry_at=row.retry_at.isoformat() if row.retry_at else None)
+    exc = CircuitOpen(dependency=name, state=state, retry_at=row.retry_at.isoformat() if row.retry_at else None)
+    exc.held_since = row.held_since
+    raise exc
 
 
 # --- outcomes -------------------------------------------------------------------------------------

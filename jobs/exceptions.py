@@ -57,6 +57,7 @@ class CircuitOpen(ResilientError):
         self.dependency = dependency
         self.state = state
         self.retry_at = retry_at
+        self.held_since = None  # when the breaker stopped admitting (a datetime), if known
 
 
 class ValidationFailed(ResilientError):

@@ -160,6 +160,7 @@ class Breaker(models.Model):
     period = models.PositiveIntegerField(default=0)  # open periods so far (trip .. close is one)
     opened_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)
+    held_since = models.DateTimeField(null=True, blank=True)  # when it last stopped admitting calls
     trial_owner = models.CharField(max_length=160, blank=True, default="")
     trial_job = models.BigIntegerField(null=True, blank=True)  # Job.seq of the half-open trial
     trial_expires_at = models.DateTimeField(null=True, blank=True)

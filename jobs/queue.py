@@ -16,7 +16,7 @@ from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from jobs import breakers, conf, notify, retry
-from jobs.models import EventKind, Job, JobStatus
+from jobs.models import EventKind, Job, JobEvent, JobStatus
 from jobs.services import event_record
 
 MAX_ERROR_CHARS = 4000
@@ -197,10 +197,13 @@ def job_fail(
     return True
 
 
-def job_release(*, job: Job, worker_id: str, reason: str, held: dict[str, Any] | None = None) -> bool:
+def job_release(
+    *, job: Job, worker_id: str, reason: str, held: dict[str, Any] | None = None, held_since: datetime | None = None
+) -> bool:
     """Hand a claimed job back to pending without spending an attempt (shutdown, open breaker).
 
-    ``held`` (the breaker's state) also records a ``held`` event: the job waits for its breaker.
+    ``held`` (the breaker's state) also records a ``held`` event — unless the job already has one
+    since ``held_since`` (the breaker stopped admitting then): one per open period.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -210,7 +213,11 @@ def job_release(*, job: Job, worker_id: str, reason: str, held: dict[str, Any] |
         if updated:
             event_record(job=job, kind=EventKind.RELEASED, actor=worker_id, reason=reason)
             if held is not None:
-                event_record(job=job, kind=EventKind.HELD, actor=worker_id, **held)
+                seen = held_since is not None and JobEvent.objects.filter(
+                    job=job, kind=EventKind.HELD, at__gte=held_since
+                ).exists()
+                if not seen:
+                    event_record(job=job, kind=EventKind.HELD, actor=worker_id, **held)
             else:
                 notify.wake_workers_on_commit()
     return bool(updated)

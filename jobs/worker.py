@@ -153,7 +153,7 @@ class JobRunner:
             # Claimed just before its breaker stopped admitting: back to pending, no attempt spent.
             held = {"dependency": exc.dependency, "why": str(exc), "retry_at": exc.retry_at}
             await database_sync_to_async(queue.job_release)(
-                job=job, worker_id=self.worker_id, reason=str(exc), held=held
+                job=job, worker_id=self.worker_id, reason=str(exc), held=held, held_since=exc.held_since
             )
             log.info("job %s held: %s", job.short_id, exc)
             return

@@ -348,3 +348,17 @@ def test_a_job_submitted_while_open_is_held_once():
     assert JobEvent.objects.filter(job=job, kind=EventKind.HELD).count() == 1
     fresh = submit("other")
     assert not JobEvent.objects.filter(job=fresh, kind=EventKind.HELD).exists()
+
+
+def test_a_job_held_at_the_trip_and_released_by_a_racing_claim_is_held_once():
+    """PostgreSQL race: a claim that read the breaker before the trip committed takes a job the
+    trip already marked held; the worker's admission rejects it and hands it back."""
+    job = submit(SVC)
+    trip(now=0)
+    assert JobEvent.objects.filter(job=job, kind=EventKind.HELD).count() == 1
+    Job.objects.filter(seq=job.seq).update(status=JobStatus.RUNNING, lease_owner="w1")
+    with pytest.raises(CircuitOpen) as info:
+        breakers.breaker_admit(name=SVC, owner="w1", job_seq=job.seq, now=at(1))
+    assert info.value.held_since == at(0)
+    queue.job_release(job=job, worker_id="w1", reason="open", held={"why": "open"}, held_since=info.value.held_since)
+    assert JobEvent.objects.filter(job=job, kind=EventKind.HELD).count() == 1
