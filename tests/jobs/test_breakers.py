@@ -362,3 +362,43 @@ def test_a_job_held_at_the_trip_and_released_by_a_racing_claim_is_held_once():
     assert info.value.held_since == at(0)
     queue.job_release(job=job, worker_id="w1", reason="open", held={"why": "open"}, held_since=info.value.held_since)
     assert JobEvent.objects.filter(job=job, kind=EventKind.HELD).count() == 1
+
+
+def test_other_dependencies_keep_pop_order_around_an_open_breaker():
+    held = submit(SVC, priority=50)
+    a = submit("other", priority=5)
+    b = submit("local", priority=3)
+    c = submit("other", priority=1)
+    d = submit("local", priority=3)
+    trip(now=0)
+    assert [claim(now=1).seq for _ in range(4)] == [a.seq, b.seq, d.seq, c.seq]
+    assert claim(now=1) is None
+    held.refresh_from_db()
+    assert held.status == JobStatus.PENDING
+
+
+def test_the_trial_waits_its_turn_in_pop_order():
+    trial_job = submit(SVC, priority=2)
+    first = submit("other", priority=5)
+    trip(now=0)
+    got = claim(now=10)
+    assert got.seq == first.seq and not got.breaker_trial
+    assert row().state == "open", "no trial lease taken for a job that was not claimed"
+    got = claim(now=10)
+    assert got.seq == trial_job.seq and got.breaker_trial
+
+
+def test_claim_path_reads_the_breakers_in_one_query():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    submit("other")
+    trip(now=0)
+    breakers.claim_gates(now=at(0))  # the first read creates rows for newly configured dependencies
+    with CaptureQueriesContext(connection) as ctx:
+        breakers.claim_gates(now=at(1))
+    assert len(ctx.captured_queries) == 1
+    with CaptureQueriesContext(connection) as ctx:
+        assert claim(now=1) is not None
+    breaker_reads = [q for q in ctx.captured_queries if "jobs_breaker" in q["sql"]]
+    assert len(breaker_reads) == 1
