@@ -249,6 +249,7 @@ def trial_acquire(*, name: str, owner: str, job_seq: int | None, now: datetime) 
             if previous and previous["state"] == BreakerState.HALF_OPEN and previous["trial_owner"]:
                 why = f"previous trial lease of {previous['trial_owner']} expired: a new trial call admitted"
             job = Job.objects.filter(seq=job_seq).values_list("uuid", flat=True).first() if job_seq else None
+            log.info("breaker %s half-open: trial by %s (%s)", name, owner, why)
             _event(name, BreakerEventKind.HALF_OPENED, actor=owner, at=now,
                    from_state=previous["state"] if previous else "", to_state=BreakerState.HALF_OPEN,
                    reason=why, job=str(job) if job else None)
@@ -526,7 +527,7 @@ def _set_override(*, name: Any, override: str, actor: str, reason: Any, ttl_seco
                from_state=before.value, to_state=effective_state(row, now), reason=reason,
                ttl_seconds=ttl, expires_at=expires.isoformat() if expires else None,
                automatic_state=row.state, held=held)
-    log.info("breaker %s: override %r by %s (%s)", name, override or "released", actor, reason)
+    log.info("breaker %s: %s by %s (%s)", name, f"forced {override}" if override else "released", actor, reason)
     return row
 
 
