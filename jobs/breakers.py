@@ -347,7 +347,9 @@ def _apply(row: Breaker, dep: dependencies.Dependency, outcome: Outcome, admissi
         if trial:
             return _close(row, now=now, actor=actor, job_id=job_id, duration=duration)
         if row.state == BreakerState.CLOSED and row.failures:
-            Breaker.objects.filter(name=row.name, state=BreakerState.CLOSED, failures__gt=0).update(failures=0)
+            Breaker.objects.filter(name=row.name, state=BreakerState.CLOSED, failures__gt=0).update(
+                failures=0, updated_at=now
+            )
         return True
     # A counted failure.
     with transaction.atomic():
@@ -359,7 +361,9 @@ def _apply(row: Breaker, dep: dependencies.Dependency, outcome: Outcome, admissi
                 return False
             return True
         if row.state == BreakerState.CLOSED:
-            Breaker.objects.filter(name=row.name, state=BreakerState.CLOSED).update(failures=F("failures") + 1)
+            Breaker.objects.filter(name=row.name, state=BreakerState.CLOSED).update(
+                failures=F("failures") + 1, updated_at=now
+            )
             _trip(row.name, dep, now=now, actor=actor, retry_after=retry_after, rand=rand)
             return True
         # Open or half-open and not the trial: a call admitted before the trip finished late.

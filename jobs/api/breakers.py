@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -92,9 +93,13 @@ class CircuitSerializer(BreakerSerializer):
 class BreakerListView(APIView):
     permission_classes = [IsAuthenticated]
 
+    pagination_class = PageNumberPagination
+
     @extend_schema(responses=BreakerSerializer(many=True), summary="Every breaker")
     def get(self, request):
-        return Response(selectors.breaker_list())
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.breaker_list(), request, view=self)
+        return paginator.get_paginated_response(page)
 
 
 class BreakerDetailView(APIView):

@@ -26,7 +26,9 @@ def fail(name: str = "default", n: int = 1, **kw) -> None:
 def test_every_configured_breaker_is_listed_before_any_call(api):
     response = api.get("/api/breakers/")
     assert response.status_code == 200
-    by_name = {b["name"]: b for b in response.json()}
+    body = response.json()
+    assert body["count"] == len(body["results"]) >= 3 and body["next"] is None  # paginated like every list
+    by_name = {b["name"]: b for b in body["results"]}
     assert {"default", "local", "validation"} <= set(by_name)
     default = by_name["default"]
     assert {k: default[k] for k in ("state", "shadow_state", "override", "failures", "threshold", "opened_at", "retry_at", "held")} == {
