@@ -173,8 +173,19 @@ def claim_gates(*, now: datetime) -> dict[str, tuple[Decision, Breaker]]:
 # --- events ---------------------------------------------------------------------------------------
 
 
+WARNING_KINDS = {BreakerEventKind.OPENED, BreakerEventKind.REOPENED, BreakerEventKind.FORCED_OPEN}
+
+
 def _event(name: str, kind: str, *, actor: str, at: datetime, from_state: str = "", to_state: str = "",
            reason: str = "", **details: Any) -> BreakerEvent:
+    """Append to the breaker's history; every transition and override also logs one line here."""
+    if kind != BreakerEventKind.FAILURE:
+        retry_at = details.get("retry_at") or ""
+        log.log(
+            logging.WARNING if kind in WARNING_KINDS else logging.INFO,
+            "breaker %s %s: %s -> %s by %s (%s)%s", name, kind, from_state or "-", to_state or "-", actor,
+            reason, f" retry_at={retry_at}" if retry_at else "",
+        )
     return BreakerEvent.objects.create(
         breaker_id=name, kind=kind, actor=actor, at=at, from_state=from_state, to_state=to_state,
         reason=reason, details=details,
@@ -249,7 +260,6 @@ def trial_acquire(*, name: str, owner: str, job_seq: int | None, now: datetime) 
             if previous and previous["state"] == BreakerState.HALF_OPEN and previous["trial_owner"]:
                 why = f"previous trial lease of {previous['trial_owner']} expired: a new trial call admitted"
             job = Job.objects.filter(seq=job_seq).values_list("uuid", flat=True).first() if job_seq else None
-            log.info("breaker %s half-open: trial by %s (%s)", name, owner, why)
             _event(name, BreakerEventKind.HALF_OPENED, actor=owner, at=now,
                    from_state=previous["state"] if previous else "", to_state=BreakerState.HALF_OPEN,
                    reason=why, job=str(job) if job else None)
@@ -400,7 +410,6 @@ def _trip(name: str, dep: dependencies.Dependency, *, now: datetime, actor: str,
            rule="failure_threshold", failures=failures, threshold=dep.failure_threshold,
            reset_timeout=round(delay, 3), retry_after=retry_after, retry_at=retry_at.isoformat(),
            recent_errors=recent_errors(name), held=held, shadow=after == Decision.ADMIT)
-    log.warning("breaker %s opened: %d consecutive failures; retry at %s", name, failures, retry_at.isoformat())
     return True
 
 
@@ -425,7 +434,6 @@ def _reopen(row: Breaker, dep: dependencies.Dependency, *, now: datetime, actor:
            + (" (capped)" if uncapped >= dep.max_reset_timeout else "") + " before jitter",
            rule="trial_failed", level=level, reset_timeout=round(delay, 3), retry_after=retry_after,
            retry_at=retry_at.isoformat(), job=job_id, recent_errors=recent_errors(row.name))
-    log.warning("breaker %s reopened (level %d); retry at %s", row.name, level, retry_at.isoformat())
     return True
 
 
@@ -446,7 +454,6 @@ def _close(row: Breaker, *, now: datetime, actor: str, job_id: str | None, durat
                else "trial call succeeded", rule="trial_succeeded", job=job_id, duration=duration,
                level=row.level)
         notify.wake_workers_on_commit()
-    log.info("breaker %s closed", row.name)
     return True
 
 
@@ -531,7 +538,6 @@ def _set_override(*, name: Any, override: str, actor: str, reason: Any, ttl_seco
                from_state=before.value, to_state=effective_state(row, now), reason=reason,
                ttl_seconds=ttl, expires_at=expires.isoformat() if expires else None,
                automatic_state=row.state, held=held)
-    log.info("breaker %s: %s by %s (%s)", name, f"forced {override}" if override else "released", actor, reason)
     return row
 
 

@@ -210,3 +210,27 @@ def circuit_status(*, name: str = dependencies.DEFAULT) -> dict[str, Any]:
     else:
         text = f"Open (reopening in {view['retry_in_ms']} ms)"
     return {**view, "status": view["state"], "state": text}
+
+
+def breaker_metrics() -> list[dict[str, Any]]:
+    """Per breaker, for Prometheus: effective and automatic state, held jobs, transitions by kind.
+
+    Three small queries whatever the history size is not: transitions are counted over the
+    BreakerEvent index (breaker, kind)."""
+    now = timezone.now()
+    counts = pending_by_dependency()
+    transitions: dict[str, dict[str, int]] = {}
+    rows = (
+        BreakerEvent.objects.exclude(kind=BreakerEventKind.FAILURE)
+        .values("breaker_id", "kind").annotate(n=Count("id")).order_by()
+    )
+    for row in rows:
+        transitions.setdefault(row["breaker_id"], {})[row["kind"]] = row["n"]
+    result = []
+    for row in Breaker.objects.order_by("name"):
+        view = breaker_view(row, now=now, held_counts=counts)
+        result.append({
+            "dependency": row.name, "state": view["state"], "shadow_state": view["shadow_state"],
+            "held": view["held"], "failures": row.failures, "transitions": transitions.get(row.name, {}),
+        })
+    return result

@@ -211,3 +211,15 @@ def test_validation_recovers_through_one_trial(api, validator):
     Breaker.objects.filter(name="validation").update(retry_at=timezone.now() - timedelta(seconds=1))
     assert api.post("/api/jobs/", {"kind": "noop"}, format="json").status_code == 201
     assert Breaker.objects.get(name="validation").state == "closed"
+
+
+def test_metrics_snapshot_for_prometheus():
+    from jobs import selectors
+
+    fail(n=3)
+    breakers.breaker_force_closed(name="default", actor="op")
+    by_name = {m["dependency"]: m for m in selectors.breaker_metrics()}
+    default = by_name["default"]
+    assert (default["state"], default["shadow_state"], default["failures"]) == ("closed", "open", 3)
+    assert default["transitions"] == {"opened": 1, "forced_closed": 1}
+    assert by_name["local"]["transitions"] == {}
