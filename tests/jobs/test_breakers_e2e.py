@@ -166,8 +166,9 @@ def test_forced_closed_keeps_calling_a_failing_downstream_and_never_trips(stub, 
     jobs = [submit_http(stub, f"/fc/{i}", max_attempts=1) for i in range(6)]
     workers(1)
     wait_for(lambda: statuses(jobs) == ["failed"] * 6, 60, "every job to be tried and fail")
-    assert len(stub.calls) == 6
+    assert len(stub.calls) == 6, [(c.path, c.status) for c in stub.calls]
     row = breaker()
     assert breakers.effective_state(row, row.updated_at) == "closed"
-    assert row.state == "open", "the shadow state shows what the automatic breaker would do"
-    assert BreakerEvent.objects.filter(kind=BreakerEventKind.FAILURE).count() == 6
+    events = list(BreakerEvent.objects.values_list("kind", "actor", "reason"))
+    assert row.state == "open", ("the shadow state shows what the automatic breaker would do", events)
+    assert BreakerEvent.objects.filter(kind=BreakerEventKind.FAILURE).count() == 6, events
