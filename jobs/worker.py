@@ -159,9 +159,12 @@ class JobRunner:
             return
         except Exception:
             log.exception("job %s: breaker admission failed; handing the job back", job.short_id)
-            await database_sync_to_async(queue.job_release)(
-                job=job, worker_id=self.worker_id, reason="breaker admission failed"
-            )
+            try:
+                await database_sync_to_async(queue.job_release)(
+                    job=job, worker_id=self.worker_id, reason="breaker admission failed"
+                )
+            except Exception:  # the lease will expire and the sweep will return the job
+                log.exception("job %s: could not hand the job back", job.short_id)
             await self._idle()
             return
         renewer = asyncio.create_task(self._renew(job, admission))
