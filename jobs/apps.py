@@ -1,4 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ensure_breakers(sender, **kwargs) -> None:
+    """Every configured dependency has its Breaker row from the start (visible before its first call)."""
+    from jobs import breakers
+
+    breakers.breakers_ensure()
 
 
 class JobsConfig(AppConfig):
@@ -9,3 +17,4 @@ class JobsConfig(AppConfig):
         from jobs.handlers import registry
 
         registry.load()
+        post_migrate.connect(_ensure_breakers, sender=self, dispatch_uid="jobs.ensure_breakers")

@@ -40,6 +40,33 @@ class IllegalTransition(ResilientError):
         self.status = status
 
 
+class BreakerNotFound(ResilientError):
+    status_code = 404
+    default_code = "not_found"
+
+
+class CircuitOpen(ResilientError):
+    """The dependency's breaker rejects calls now (open, half-open with a trial running, forced open)."""
+
+    status_code = 503
+    default_code = "CIRCUIT_OPEN"
+
+    def __init__(self, *, dependency: str, state: str, retry_at: str | None = None) -> None:
+        when = f"; retry at {retry_at}" if retry_at else ""
+        super().__init__(f"the circuit breaker for {dependency!r} is {state}{when}")
+        self.dependency = dependency
+        self.state = state
+        self.retry_at = retry_at
+        self.held_since = None  # when the breaker stopped admitting (a datetime), if known
+
+
+class ValidationFailed(ResilientError):
+    """The submission-time validation call failed (error, timeout or refusal): nothing was stored."""
+
+    status_code = 502
+    default_code = "VALIDATION_ERROR"
+
+
 # --- Raised by handlers, read by the worker -----------------------------------------------------
 
 

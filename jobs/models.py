@@ -127,3 +127,86 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.worker_id
+
+
+# --- Circuit breakers ---------------------------------------------------------------------------
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half-open"
+
+
+class BreakerOverride(models.TextChoices):
+    NONE = "", "none"
+    OPEN = "open", "forced open"
+    CLOSED = "closed", "forced closed"
+
+
+class BreakerEventKind(models.TextChoices):
+    FAILURE = "failure"  # one counted failure (the evidence behind a trip)
+    OPENED = "opened"  # closed -> open: the failure threshold was reached
+    HALF_OPENED = "half_opened"  # open -> half-open: a trial call was admitted
+    REOPENED = "reopened"  # half-open -> open: the trial failed, backoff doubled
+    CLOSED = "closed"  # half-open -> closed: the trial succeeded
+    TRIAL_ABANDONED = "trial_abandoned"  # the trial ended without a verdict (4xx, shutdown)
+    FORCED_OPEN = "forced_open"
+    FORCED_CLOSED = "forced_closed"
+    RELEASED = "released"
+    OVERRIDE_EXPIRED = "override_expired"
+
+
+class Breaker(models.Model):
+    """One dependency's shared circuit breaker. Every process reads and changes this row.
+
+    ``state`` is the automatic state; ``override`` (with reason, actor, optional expiry) wins over
+    it while in force. Thresholds come from ``jobs.dependencies`` (settings), not from this row.
+    Every change is a conditional UPDATE (see ``jobs.breakers``), never a read-modify-write.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    state = models.CharField(max_length=16, choices=BreakerState, default=BreakerState.CLOSED)
+    failures = models.PositiveIntegerField(default=0)  # consecutive counted failures while closed
+    successes = models.PositiveIntegerField(default=0)  # pybreaker's half-open success counter
+    level = models.PositiveSmallIntegerField(default=0)  # reopens since the trip: the backoff exponent
+    period = models.PositiveIntegerField(default=0)  # open periods so far (trip .. close is one)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    retry_at = models.DateTimeField(null=True, blank=True)
+    held_since = models.DateTimeField(null=True, blank=True)  # when it last stopped admitting calls
+    trial_owner = models.CharField(max_length=160, blank=True, default="")
+    trial_job = models.BigIntegerField(null=True, blank=True)  # Job.seq of the half-open trial
+    trial_expires_at = models.DateTimeField(null=True, blank=True)
+    override = models.CharField(max_length=8, choices=BreakerOverride, blank=True, default="")
+    override_reason = models.TextField(blank=True, default="")
+    override_actor = models.CharField(max_length=150, blank=True, default="")
+    override_at = models.DateTimeField(null=True, blank=True)
+    override_expires_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("override_breaker", "Can force breakers open or closed and release them")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.state})"
+
+
+class BreakerEvent(models.Model):
+    """One line of a breaker's history: a transition, an override, or a counted failure, with why."""
+
+    breaker = models.ForeignKey(Breaker, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=BreakerEventKind)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.CharField(max_length=160)
+    from_state = models.CharField(max_length=16, blank=True, default="")
+    to_state = models.CharField(max_length=16, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["breaker", "kind", "-id"], name="breakerevent_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.breaker_id} {self.kind} by {self.actor}"

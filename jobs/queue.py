@@ -16,8 +16,8 @@ from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
 
-from jobs import conf, logs, notify, retry, validation
-from jobs.models import EventKind, Job, JobStatus
+from jobs import breakers, conf, logs, notify, retry, validation
+from jobs.models import EventKind, Job, JobEvent, JobStatus
 from jobs.services import event_record
 
 MAX_ERROR_CHARS = 4000
@@ -38,18 +38,24 @@ def job_claim_next(
 ) -> Job | None:
     """Atomically take the next runnable job in pop order and lease it to ``worker_id``.
 
+    Jobs whose breaker rejects calls are never handed out: they stay pending, attempts unchanged.
+    The breaker states cost one small query (``breakers.claim_gates``). When every breaker admits,
+    the claim is one walk of the pop-order index. Otherwise it probes the top job of each
+    admitting dependency through the per-dependency index, so a large held backlog at the head of
+    the queue is never walked. A half-open dependency's highest-priority job is its trial: the
+    trial lease is taken in the claim's transaction (``job.breaker_trial`` says so).
+
     PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets many workers claim at once without waiting on
     each other. SQLite: the IMMEDIATE transaction holds the write lock, so claims are serial.
     """
     now = now or timezone.now()
     lease = timedelta(seconds=conf.get("LEASE_SECONDS"))
     with transaction.atomic():
-        candidates = pop_order().filter(run_after__lte=now)
-        if exclude_dependencies:
-            candidates = candidates.exclude(dependency__in=list(exclude_dependencies))
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        job = candidates.first()
+        gates = breakers.claim_gates(now=now)
+        if all(decision == breakers.Decision.ADMIT for decision, _ in gates.values()):
+            job, trial = _claim_in_pop_order(exclude_dependencies, now), False
+        else:
+            job, trial = _claim_by_dependency(gates, exclude_dependencies, worker_id, now)
         if job is None:
             return None
         job.status = JobStatus.RUNNING
@@ -57,10 +63,69 @@ def job_claim_next(
         job.lease_expires_at = now + lease
         job.started_at = now
         job.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at", "updated_at"])
-        event_record(job=job, kind=EventKind.CLAIMED, actor=worker_id, attempt=job.attempts + 1)
+        extra = {"breaker_trial": True} if trial else {}
+        event_record(job=job, kind=EventKind.CLAIMED, actor=worker_id, attempt=job.attempts + 1, **extra)
         notify.dashboard_changed_on_commit()
-    logs.job_transition("claimed", job, attempt=job.attempts + 1, worker=worker_id)
+    job.breaker_trial = trial
+    logs.job_transition("claimed", job, attempt=job.attempts + 1, worker=worker_id, **extra)
     return job
+
+
+def _lockable(qs: QuerySet[Job]) -> QuerySet[Job]:
+    if connection.features.has_select_for_update_skip_locked:
+        return qs.select_for_update(skip_locked=True)
+    return qs
+
+
+def _claim_in_pop_order(exclude_dependencies: Collection[str], now: datetime) -> Job | None:
+    candidates = pop_order().filter(run_after__lte=now)
+    if exclude_dependencies:
+        candidates = candidates.exclude(dependency__in=list(exclude_dependencies))
+    return _lockable(candidates).first()
+
+
+def _tops(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
+    """(priority, seq, dependency) of each dependency's next job: one query, one short index probe
+    per dependency (``job_pop_order_by_dependency``), however many jobs are held elsewhere."""
+    if not names:
+        return []
+    parts, params = [], []
+    for i, name in enumerate(names):
+        probe = pop_order().filter(dependency=name, run_after__lte=now).values_list("priority", "seq", "dependency")[:1]
+        sql, probe_params = probe.query.sql_with_params()
+        parts.append(f"SELECT * FROM ({sql}) AS top{i}")  # noqa: S608 - our own compiled SQL
+        params.extend(probe_params)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        return cursor.fetchall()
+
+
+def _claim_by_dependency(
+    gates: dict[str, tuple[breakers.Decision, Any]],
+    exclude_dependencies: Collection[str],
+    worker_id: str,
+    now: datetime,
+) -> tuple[Job | None, bool]:
+    """Pop order across the dependencies whose breaker admits a call (or one trial)."""
+    open_to = {
+        name: decision for name, (decision, _) in gates.items()
+        if decision != breakers.Decision.REJECT and name not in exclude_dependencies
+    }
+    tops = [(-priority, seq, name, open_to[name]) for priority, seq, name in _tops(sorted(open_to), now)]
+    for _, seq, name, decision in sorted(tops):
+        candidates = pop_order().filter(dependency=name, run_after__lte=now)
+        if decision == breakers.Decision.TRIAL:
+            # The trial is the dependency's highest-priority job, nothing else.
+            candidates = candidates.filter(seq=seq)
+        job = _lockable(candidates).first()
+        if job is None:
+            continue  # taken by a concurrent claim
+        if decision == breakers.Decision.TRIAL and not breakers.trial_acquire(
+            name=name, owner=worker_id, job_seq=job.seq, now=now
+        ):
+            continue  # another process started the trial first
+        return job, decision == breakers.Decision.TRIAL
+    return None, False
 
 
 def _owned(job: Job, worker_id: str) -> QuerySet[Job]:
@@ -146,8 +211,14 @@ def job_fail(
     return True
 
 
-def job_release(*, job: Job, worker_id: str, reason: str) -> bool:
-    """Hand a claimed job back to pending without spending an attempt (shutdown, open breaker)."""
+def job_release(
+    *, job: Job, worker_id: str, reason: str, held: dict[str, Any] | None = None, held_since: datetime | None = None
+) -> bool:
+    """Hand a claimed job back to pending without spending an attempt (shutdown, open breaker).
+
+    ``held`` (the breaker's state) also records a ``held`` event — unless the job already has one
+    since ``held_since`` (the breaker stopped admitting then): one per open period.
+    """
     now = timezone.now()
     with transaction.atomic():
         updated = _owned(job, worker_id).update(
@@ -155,7 +226,14 @@ def job_release(*, job: Job, worker_id: str, reason: str) -> bool:
         )
         if updated:
             event_record(job=job, kind=EventKind.RELEASED, actor=worker_id, reason=reason)
-            notify.wake_workers_on_commit()
+            if held is not None:
+                seen = held_since is not None and JobEvent.objects.filter(
+                    job=job, kind=EventKind.HELD, at__gte=held_since
+                ).exists()
+                if not seen:
+                    event_record(job=job, kind=EventKind.HELD, actor=worker_id, **held)
+            else:
+                notify.wake_workers_on_commit()
             notify.dashboard_changed_on_commit()
     if updated:
         logs.job_transition("released", job, worker=worker_id, reason=reason)

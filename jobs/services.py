@@ -11,7 +11,7 @@ from uuid import UUID
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from jobs import conf, dependencies, logs, notify, validation
+from jobs import breakers, conf, dependencies, logs, notify, remote_validation, validation
 from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
 from jobs.handlers import registry
 from jobs.models import (
@@ -68,7 +68,8 @@ def job_submit(
     """Store a new pending job and wake a worker. Returns (job, created).
 
     A repeated ``idempotency_key`` returns the first job with ``created`` False.
-    Raises ``InvalidInput`` naming the field; nothing is stored then.
+    Raises ``InvalidInput`` naming the field; nothing is stored then. With VALIDATION_URL set, the
+    job is first validated remotely: ``CircuitOpen`` or ``ValidationFailed``, nothing stored.
     """
     if not isinstance(kind, str):
         raise InvalidInput("kind", "must be a string")
@@ -103,6 +104,11 @@ def job_submit(
             return existing, False
     if job_kind.validate is not None:
         job_kind.validate(payload, dependency)
+    # Last, once the input is known good: the remote check (through the `validation` breaker).
+    remote_validation.submission_validate(
+        document={"kind": kind, "payload": payload, "priority": resolved_priority, "dependency": dependency},
+        actor=actor,
+    )
 
     try:
         with transaction.atomic():
@@ -115,7 +121,8 @@ def job_submit(
                 idempotency_key=idempotency_key,
             )
             event_record(job=job, kind=EventKind.SUBMITTED, actor=actor, priority=resolved_priority)
-            notify.wake_workers_on_commit()
+            if not breakers.hold_if_rejecting(job=job, actor=actor):
+                notify.wake_workers_on_commit()
             notify.dashboard_changed_on_commit()
     except IntegrityError:
         # A concurrent submission with the same key won the race: answer with its job.

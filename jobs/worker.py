@@ -22,8 +22,8 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from jobs import conf, logs, queue, workers
-from jobs.exceptions import JobFailure
+from jobs import breakers, conf, logs, queue, workers
+from jobs.exceptions import CircuitOpen, JobFailure
 from jobs.handlers import registry
 from jobs.handlers.registry import JobContext
 from jobs.models import Job
@@ -134,8 +134,8 @@ class JobRunner:
         self._wake.clear()
 
     async def _housekeeping(self) -> None:
-        """Every poll interval: say this worker is alive, and return jobs whose worker died
-        (expired lease) to the queue."""
+        """Every poll interval: say this worker is alive, return jobs whose worker died (expired
+        lease) to the queue, and lift breaker overrides whose TTL has passed."""
         while True:
             try:
                 await database_sync_to_async(workers.worker_heartbeat)(
@@ -148,28 +148,64 @@ class JobRunner:
                     self.wake()
             except Exception:
                 log.exception("worker %s: lease expiry sweep failed", self.worker_id)
+            try:
+                if await database_sync_to_async(breakers.breakers_expire_overrides)(actor=self.worker_id):
+                    self.wake()
+            except Exception:
+                log.exception("worker %s: breaker override expiry sweep failed", self.worker_id)
             await asyncio.sleep(self.poll_interval)
 
     # --- one job ---------------------------------------------------------------------------
 
     async def _execute(self, job: Job) -> None:
-        renewer = asyncio.create_task(self._renew(job))
+        try:
+            admission = await database_sync_to_async(breakers.breaker_admit)(
+                name=job.dependency, owner=self.worker_id, job_seq=job.seq
+            )
+        except CircuitOpen as exc:
+            # Claimed just before its breaker stopped admitting: back to pending, no attempt spent.
+            held = {"dependency": exc.dependency, "why": str(exc), "retry_at": exc.retry_at}
+            await database_sync_to_async(queue.job_release)(
+                job=job, worker_id=self.worker_id, reason=str(exc), held=held, held_since=exc.held_since
+            )
+            log.info("job %s held: %s", job.short_id, exc)
+            return
+        except Exception:
+            log.exception("job %s: breaker admission failed; handing the job back", job.short_id)
+            try:
+                await database_sync_to_async(queue.job_release)(
+                    job=job, worker_id=self.worker_id, reason="breaker admission failed"
+                )
+            except Exception:  # the lease will expire and the sweep will return the job
+                log.exception("job %s: could not hand the job back", job.short_id)
+            await self._idle()
+            return
+        renewer = asyncio.create_task(self._renew(job, admission))
         started = time.monotonic()
         try:
             result = await self._call_handler(job)
             outcome: BaseException | None = None
         except asyncio.CancelledError:
             renewer.cancel()
-            await database_sync_to_async(queue.job_release)(
-                job=job, worker_id=self.worker_id, reason="worker shut down before the job finished"
-            )
+            await database_sync_to_async(self._release_on_shutdown)(job, admission)
+            log.info("job %s released on shutdown", job.short_id)
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is an outcome to record
             outcome = exc
         finally:
             renewer.cancel()
         duration = time.monotonic() - started
-        await self._record(job, result if outcome is None else None, outcome, duration)
+        await self._record(job, result if outcome is None else None, outcome, duration, admission)
+
+    def _release_on_shutdown(self, job: Job, admission: breakers.Admission) -> None:
+        queue.job_release(job=job, worker_id=self.worker_id, reason="worker shut down before the job finished")
+        try:  # a trial cut short gives no verdict: free its lease for the next trial
+            breakers.breaker_record(
+                name=job.dependency, outcome=breakers.Outcome.NEUTRAL, admission=admission,
+                job_id=str(job.uuid), actor=self.worker_id,
+            )
+        except Exception:
+            log.exception("job %s: freeing the breaker trial failed", job.short_id)
 
     async def _call_handler(self, job: Job) -> Any:
         kind = registry.get(job.kind)
@@ -182,36 +218,53 @@ class JobRunner:
         json.dumps(result)  # a result that cannot be stored fails the attempt here, not in the DB
         return result
 
-    async def _record(self, job: Job, result: Any, outcome: BaseException | None, duration: float) -> None:
-        """Store the outcome; jobs.queue logs the transition (with the duration)."""
-        if outcome is None:
-            kept = await database_sync_to_async(queue.job_succeed)(
-                job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6)
-            )
-        else:
-            if isinstance(outcome, JobFailure):
-                retryable, retry_after = outcome.retryable, outcome.retry_after
-                error = str(outcome)
-            else:
-                retryable, retry_after = True, None
-                error = f"{type(outcome).__name__}: {outcome}"
-            kept = await database_sync_to_async(queue.job_fail)(
-                job=job, worker_id=self.worker_id, error=error, retryable=retryable,
-                retry_after=retry_after, duration=round(duration, 6),
-            )
+    async def _record(
+        self, job: Job, result: Any, outcome: BaseException | None, duration: float, admission: breakers.Admission
+    ) -> None:
+        """Store the outcome; jobs.queue and jobs.breakers log the transitions."""
+        kept, _ = await database_sync_to_async(self._finish)(job, result, outcome, duration, admission)
         if not kept:
             logs.job_transition(
                 "outcome_discarded", job, attempt=job.attempts + 1, duration=duration, worker=self.worker_id,
                 outcome="succeeded" if outcome is None else "failed", reason="lease lost", level=logging.WARNING,
             )
 
-    async def _renew(self, job: Job) -> None:
+    def _finish(
+        self, job: Job, result: Any, outcome: BaseException | None, duration: float, admission: breakers.Admission
+    ) -> tuple[bool, breakers.Outcome]:
+        """Record the job's outcome, then its dependency's (a slow success counts as a failure there)."""
+        if outcome is None:
+            kept = queue.job_succeed(job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6))
+        else:
+            retryable = outcome.retryable if isinstance(outcome, JobFailure) else True
+            kept = queue.job_fail(
+                job=job, worker_id=self.worker_id, error=_error_text(outcome), retryable=retryable,
+                retry_after=getattr(outcome, "retry_after", None), duration=round(duration, 6),
+            )
+        try:
+            counted = breakers.breaker_record(
+                name=job.dependency, outcome=breakers.classify(outcome), admission=admission,
+                duration=duration, error=_error_text(outcome) if outcome else "", job_id=str(job.uuid),
+                retry_after=getattr(outcome, "retry_after", None), actor=self.worker_id,
+            )
+        except Exception:  # the job's outcome is stored; a breaker hiccup must not kill the slot
+            log.exception("job %s: recording the breaker outcome failed", job.short_id)
+            counted = breakers.Outcome.NEUTRAL
+        return kept, counted
+
+    async def _renew(self, job: Job, admission: breakers.Admission) -> None:
         interval = max(0.05, conf.get("LEASE_SECONDS") / 3)
         while True:
             await asyncio.sleep(interval)
             try:
+                if admission.trial:
+                    await database_sync_to_async(breakers.trial_renew)(name=job.dependency, owner=self.worker_id)
                 if not await database_sync_to_async(queue.job_renew_lease)(job=job, worker_id=self.worker_id):
                     log.warning("job %s: lease lost; its outcome will be discarded", job.short_id)
                     return
             except Exception:
                 log.exception("job %s: lease renewal failed", job.short_id)
+
+
+def _error_text(outcome: BaseException) -> str:
+    return str(outcome) if isinstance(outcome, JobFailure) else f"{type(outcome).__name__}: {outcome}"

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
+
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
+from django.utils import timezone
 from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from jobs import metrics
-from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
+from jobs.exceptions import (
+    CircuitOpen,
+    IllegalTransition,
+    InvalidInput,
+    ResilientError,
+    ValidationFailed,
+)
+
+
+def _seconds_until(iso: str | None) -> int:
+    if not iso:
+        return 1
+    return max(1, math.ceil((datetime.fromisoformat(iso) - timezone.now()).total_seconds()))
+
 
 # Error codes folded into one rejection reason for the metrics.
 REJECTION_REASONS = {"parse_error": "invalid", "invalid": "invalid"}
@@ -33,6 +50,12 @@ def _handle(exc, context):
             {"detail": str(exc), "code": exc.default_code, "status": exc.status},
             status=exc.status_code,
         )
+    if isinstance(exc, CircuitOpen | ValidationFailed):
+        # The write-up's shape: {"code": "CIRCUIT_OPEN" | "VALIDATION_ERROR", "error": ...}.
+        response = Response({"code": exc.default_code, "error": str(exc), "detail": str(exc)}, status=exc.status_code)
+        if isinstance(exc, CircuitOpen):
+            response["Retry-After"] = str(_seconds_until(exc.retry_at))
+        return response
     if isinstance(exc, ResilientError):
         return Response({"detail": str(exc), "code": exc.default_code}, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
