@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from jobs import services
+from jobs import breakers, services
 from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
 
 
@@ -91,6 +91,22 @@ def _submit(message, actor):
     return {"job": _job(job), "created": created}
 
 
+def _breaker(row) -> dict[str, Any]:
+    return {"name": row.name, "state": row.state, "override": row.override,
+            "override_expires_at": row.override_expires_at.isoformat() if row.override_expires_at else None}
+
+
+def _breaker_command(service: Callable[..., Any]) -> Callable[[dict[str, Any], str], dict[str, Any]]:
+    def run(message: dict[str, Any], actor: str) -> dict[str, Any]:
+        # Same input rules as POST /api/breakers/{name}/...: the service checks reason and ttl.
+        kwargs = {"name": _required(message, "name"), "actor": actor, "reason": message.get("reason")}
+        if "ttl_seconds" in message:
+            kwargs["ttl_seconds"] = message["ttl_seconds"]
+        return {"breaker": _breaker(service(**kwargs))}
+
+    return run
+
+
 COMMON = frozenset({"action", "ref"})
 COMMANDS: dict[str, Command] = {
     "reprioritise": Command("jobs.reprioritise_job", _reprioritise, COMMON | {"id", "priority"}),
@@ -100,9 +116,15 @@ COMMANDS: dict[str, Command] = {
         "jobs.reprioritise_job", _bulk_reprioritise, COMMON | {"ids", "filter", "all", "priority", "dry_run"}
     ),
     "submit": Command("jobs.add_job", _submit, COMMON | {"kind", "payload", "priority", "dependency"}),
-    # TODO(breakers, issue 4): "breaker_force_open" / "breaker_force_closed" / "breaker_release"
-    # with permission "jobs.override_breaker", fields {name, reason, ttl_seconds}, calling
-    # services.breaker_force_open(...) etc. The page already sends exactly these messages.
+    "breaker_force_open": Command(
+        "jobs.override_breaker", _breaker_command(breakers.breaker_force_open), COMMON | {"name", "reason", "ttl_seconds"}
+    ),
+    "breaker_force_closed": Command(
+        "jobs.override_breaker", _breaker_command(breakers.breaker_force_closed), COMMON | {"name", "reason", "ttl_seconds"}
+    ),
+    "breaker_release": Command(
+        "jobs.override_breaker", _breaker_command(breakers.breaker_release), COMMON | {"name", "reason", "ttl_seconds"}
+    ),
 }
 
 

@@ -178,7 +178,11 @@ WARNING_KINDS = {BreakerEventKind.OPENED, BreakerEventKind.REOPENED, BreakerEven
 
 def _event(name: str, kind: str, *, actor: str, at: datetime, from_state: str = "", to_state: str = "",
            reason: str = "", **details: Any) -> BreakerEvent:
-    """Append to the breaker's history; every transition and override also logs one line here."""
+    """Append to the breaker's history; every transition and override also logs one line here.
+
+    Every event (counted failure, transition, override, expiry) changes what a dashboard shows,
+    so each also sends the dashboards their after-commit hint (dropped if the write rolls back)."""
+    notify.dashboard_changed_on_commit()
     if kind != BreakerEventKind.FAILURE:
         retry_at = details.get("retry_at") or ""
         log.log(

@@ -104,14 +104,20 @@ def job_position(job: Job) -> int | None:
     return ahead.count() + 1
 
 
-def job_waiting_for(job: Job, *, position: int | None = None) -> dict[str, Any] | None:
-    """Why a pending job is not running yet, or None when it is not waiting."""
+def job_waiting_for(
+    job: Job, *, position: int | None = None, breaker_rows: dict[str, Breaker] | None = None, now=None
+) -> dict[str, Any] | None:
+    """Why a pending job is not running yet, or None when it is not waiting.
+
+    ``breaker_rows`` (name -> row, read once by a caller listing many jobs) saves one breaker
+    read per job; without it the job's breaker is read here."""
     if job.status != JobStatus.PENDING:
         return None
-    now = timezone.now()
+    now = now or timezone.now()
     if job.run_after > now:
         return {"reason": "retry_scheduled", "until": job.run_after.isoformat()}
-    held = _breaker_holding(job.dependency, now)
+    row = breaker_rows.get(job.dependency) if breaker_rows is not None else None
+    held = _breaker_holding(job.dependency, now, row=row, known=breaker_rows is not None)
     if held is not None:
         return held
     position = job_position(job) if position is None else position
@@ -255,6 +261,33 @@ def counts_by_status_bounded(*, limit: int = EXACT_COUNT_LIMIT) -> dict[str, int
     return {status: (n if n <= limit else None) for status, n in zip(statuses, values, strict=True)}
 
 
+def pending_counts_bounded(*, dependencies: Sequence[str], limit: int = EXACT_COUNT_LIMIT) -> dict[str, int | None]:
+    """Pending jobs per dependency in one round trip, each a walk of at most ``limit`` + 1 entries
+    of the (status, dependency) index; ``None`` for a dependency with more than ``limit``."""
+    names = list(dependencies)
+    if not names:
+        return {}
+    table = connection.ops.quote_name(Job._meta.db_table)
+    bounded = ", ".join(
+        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE status = %s AND dependency = %s LIMIT %s) AS d{i})"
+        for i in range(len(names))
+    )
+    params: list[Any] = []
+    for name in names:
+        params += [JobStatus.PENDING, name, limit + 1]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {bounded}", params)
+        values = cursor.fetchone()
+    return {name: (n if n <= limit else None) for name, n in zip(names, values, strict=True)}
+
+
+def pending_estimate(*, dependency: str) -> int | None:
+    """PostgreSQL's planner estimate of ``dependency``'s pending jobs (no rows read); None elsewhere."""
+    if connection.vendor != "postgresql":
+        return None
+    return _planner_estimate(Job.objects.filter(status=JobStatus.PENDING, dependency=dependency).values("seq"))
+
+
 def count_estimate(*, status: str) -> int | None:
     """PostgreSQL's planner estimate of the jobs in ``status`` (no rows read); None elsewhere."""
     if connection.vendor != "postgresql":
@@ -290,9 +323,11 @@ def events_recent(*, limit: int = 50) -> list[JobEvent]:
     )
 
 
-def _breaker_holding(dependency: str, now) -> dict[str, Any] | None:
-    """Why the job's breaker holds it, or None when the breaker admits calls."""
-    row = Breaker.objects.filter(name=dependency).first()
+def _breaker_holding(dependency: str, now, *, row: Breaker | None = None, known: bool = False) -> dict[str, Any] | None:
+    """Why the job's breaker holds it, or None when the breaker admits calls (``known``: ``row``
+    was already read, None meaning the dependency has no breaker row yet)."""
+    if not known:
+        row = Breaker.objects.filter(name=dependency).first()
     if row is None or breakers.decide(row, now) == breakers.Decision.ADMIT:
         return None
     override = breakers.override_in_force(row, now)

@@ -14,8 +14,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from dashboard import broadcasting, snapshot
-from jobs import queue, services
-from jobs.models import Job, JobEvent, JobStatus
+from jobs import breakers, queue, services
+from jobs.models import Breaker, BreakerEvent, Job, JobEvent, JobStatus
 from resilient.asgi import application
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -122,7 +122,10 @@ async def test_snapshot_contents(operator):
     assert hello["user"] == "operator"
     assert set(hello["actions"]) >= {"reprioritise", "cancel", "retry", "bulk_reprioritise", "submit"}
     assert set(state) == {"breakers", "counts", "estimated", "queue", "running", "finished", "events", "throughput"}
-    assert state["breakers"] == []  # TODO(breakers): filled once issue 4 lands
+    assert [b["name"] for b in state["breakers"]] == ["default", "local", "validation"]
+    assert {(b["state"], b["shadow_state"], b["override"], b["held"]) for b in state["breakers"]} == {
+        ("closed", "closed", None, 0)
+    }
     assert state["counts"] == {"pending": 1, "running": 1, "succeeded": 0, "failed": 0, "cancelled": 1}
     assert state["estimated"] == []
     assert [(r["id"], r["position"], r["waiting_for"]) for r in state["queue"]] == [
@@ -364,4 +367,133 @@ async def test_throughput_window_counts_finished_jobs(operator):
     assert sum(state["throughput"]["succeeded"]) == 1 and sum(state["throughput"]["failed"]) == 0
     assert job.seq == claimed.seq
     await asyncio.sleep(0)
+    await comm.disconnect()
+
+
+# --- breakers -----------------------------------------------------------------------------------
+
+
+force_open = database_sync_to_async(breakers.breaker_force_open)
+
+
+async def test_snapshot_includes_every_breaker_and_marks_held_jobs(operator):
+    held, _ = await submit(kind="noop", priority=5, dependency="default")
+    free, _ = await submit(kind="noop", priority=1)
+    await force_open(name="default", actor="user:someone", reason="maintenance", ttl_seconds=600)
+    comm, _, state = await open_dashboard(operator)
+    cards = {b["name"]: b for b in state["breakers"]}
+    assert set(cards) == {"default", "local", "validation"}
+    default = cards["default"]
+    assert (default["state"], default["shadow_state"], default["held"], default["held_bound"]) == ("open", "closed", 1, "exact")
+    assert default["override"]["state"] == "open" and default["override"]["reason"] == "maintenance"
+    assert default["override"]["actor"] == "user:someone" and default["override"]["expires_at"]
+    assert (default["failures"], default["threshold"]) == (0, 3)
+    assert cards["local"]["held"] == 0 and cards["local"]["override"] is None
+    rows = {r["id"]: r for r in state["queue"]}
+    assert rows[str(held.uuid)]["held"] is True and rows[str(free.uuid)]["held"] is False
+    waiting = rows[str(held.uuid)]["waiting_for"]
+    assert waiting == {"reason": "breaker_open", "dependency": "default", "state": "forced open",
+                       "until": default["override"]["expires_at"]}
+    # The API's job detail says the same (jobs.selectors.job_waiting_for without prefetched rows).
+    from jobs import selectors
+
+    job = await database_sync_to_async(Job.objects.get)(seq=held.seq)
+    assert await database_sync_to_async(selectors.job_waiting_for)(job) == waiting
+    assert rows[str(free.uuid)]["waiting_for"] == {"reason": "jobs_ahead", "jobs_ahead": 1}
+    # The feed merges the override with the job events by time, newest first (the held event the
+    # override wrote for the job has the override's time and is listed as its consequence).
+    assert [(e["source"], e["kind"]) for e in state["events"]] == [
+        ("job", "held"), ("breaker", "forced_open"), ("job", "submitted"), ("job", "submitted")]
+    assert state["events"][1]["breaker"] == "default" and state["events"][1]["reason"] == "maintenance"
+    times = [e["at"] for e in state["events"]]
+    assert times == sorted(times, reverse=True)
+    await comm.disconnect()
+
+
+async def test_force_open_release_over_the_socket(operator):
+    job, _ = await submit(kind="noop", dependency="default")
+    comm, hello, state = await open_dashboard(operator)
+    assert {"breaker_force_open", "breaker_force_closed", "breaker_release"} <= set(hello["actions"])
+    reply = await command(comm, action="breaker_force_open", name="default", reason="deploying", ttl_seconds=120, ref="b1")
+    assert reply["type"] == "result" and reply["ref"] == "b1", reply
+    assert reply["breaker"]["override"] == "open" and reply["breaker"]["override_expires_at"]
+    event = await database_sync_to_async(lambda: BreakerEvent.objects.order_by("-id").first())()
+    assert (event.breaker_id, event.kind, event.actor, event.reason) == ("default", "forced_open", "user:operator", "deploying")
+    assert event.details["ttl_seconds"] == 120
+    state = await snapshot_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["state"] == "open")
+    card = next(b for b in state["breakers"] if b["name"] == "default")
+    assert card["override"]["actor"] == "user:operator" and card["held"] == 1
+    assert state["queue"][0]["held"] is True
+    held_events = await database_sync_to_async(lambda: list(JobEvent.objects.filter(kind="held").values_list("job_id", flat=True)))()
+    assert held_events == [job.seq]
+
+    reply = await command(comm, action="breaker_release", name="default", reason="done")
+    assert reply["type"] == "result" and reply["breaker"]["override"] == ""
+    state = await snapshot_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["override"] is None)
+    assert next(b for b in state["breakers"] if b["name"] == "default")["state"] == "closed"
+    assert state["queue"][0]["held"] is False
+    kinds = [e["kind"] for e in state["events"] if e["source"] == "breaker"]
+    assert kinds[:2] == ["released", "forced_open"]
+    await comm.disconnect()
+
+
+async def test_force_closed_shows_the_shadow_state(operator):
+    comm, _, _ = await open_dashboard(operator)
+    reply = await command(comm, action="breaker_force_closed", name="local", reason="false alarm")
+    assert reply["type"] == "result"
+    state = await snapshot_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "local")["override"])
+    card = next(b for b in state["breakers"] if b["name"] == "local")
+    assert (card["state"], card["shadow_state"], card["override"]["state"], card["override"]["expires_at"]) == (
+        "closed", "closed", "closed", None)
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "code", "text"),
+    [
+        ({"action": "breaker_force_open", "name": "default", "ttl_seconds": 0}, "ttl_seconds", "invalid",
+         "must be more than 0 and at most 2592000"),
+        ({"action": "breaker_force_open", "name": "default", "ttl_seconds": "soon"}, "ttl_seconds", "invalid",
+         "must be a number of seconds"),
+        ({"action": "breaker_force_closed", "name": "default", "ttl_seconds": -5}, "ttl_seconds", "invalid", None),
+        ({"action": "breaker_force_open", "name": "default", "reason": 7}, "reason", "invalid", "must be a string"),
+        ({"action": "breaker_force_open", "name": "default", "reason": "x" * 501}, "reason", "invalid", None),
+        ({"action": "breaker_release", "name": "default", "ttl_seconds": 60}, "ttl_seconds", "invalid", None),
+        ({"action": "breaker_force_open", "reason": "r"}, "name", "invalid", "this field is required"),
+        ({"action": "breaker_force_open", "name": "mars"}, None, "not_found", "no breaker 'mars'"),
+        ({"action": "breaker_force_open", "name": "default", "colour": "red"}, "colour", "invalid", None),
+    ],
+)
+async def test_invalid_breaker_commands_change_nothing(operator, message, field, code, text):
+    comm, _, _ = await open_dashboard(operator)
+    reply = await command(comm, **message)
+    assert reply["type"] == "error" and reply["field"] == field and reply["code"] == code, reply
+    if text:
+        assert reply["message"] == text
+    assert await database_sync_to_async(BreakerEvent.objects.count)() == 0
+    assert await database_sync_to_async(Breaker.objects.exclude(override="").count)() == 0
+    await comm.disconnect()
+
+
+async def test_read_only_operator_cannot_override_breakers(staff_readonly):
+    comm, hello, state = await open_dashboard(staff_readonly)
+    assert not {a for a in hello["actions"] if a.startswith("breaker_")}
+    assert len(state["breakers"]) == 3  # sees every breaker
+    for action in ("breaker_force_open", "breaker_force_closed", "breaker_release"):
+        reply = await command(comm, action=action, name="default", reason="r")
+        assert reply["type"] == "error" and reply["code"] == "permission_denied", reply
+        assert reply["message"] == "needs the 'jobs.override_breaker' permission"
+    assert await database_sync_to_async(BreakerEvent.objects.count)() == 0
+    await comm.disconnect()
+
+
+async def test_breaker_transition_by_the_worker_path_reaches_the_dashboard(operator):
+    """Automatic transitions notify dashboards too: three counted failures trip the breaker."""
+    comm, _, _ = await open_dashboard(operator)
+    for _ in range(3):
+        await database_sync_to_async(breakers.breaker_record)(name="default", outcome=breakers.Outcome.FAILURE, error="HTTP 503")
+    state = await snapshot_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["state"] == "open")
+    card = next(b for b in state["breakers"] if b["name"] == "default")
+    assert card["override"] is None and card["retry_at"] and card["failures"] == 3
+    assert [e["kind"] for e in state["events"] if e["source"] == "breaker"] == ["opened"]
     await comm.disconnect()

@@ -56,3 +56,33 @@ def test_throughput_window_buckets_by_second_and_slides():
     window.refresh()
     series = window.series()
     assert sum(series["succeeded"]) == 3 and series["succeeded"][-1] == 1
+
+
+def test_held_counts_are_bounded_and_flagged():
+    """A forced-open breaker's held jobs are counted with a bounded walk, flagged when large."""
+    from dashboard import snapshot
+    from jobs import breakers
+
+    for _ in range(5):
+        services.job_submit(kind="noop", dependency="default")
+    services.job_submit(kind="noop")
+    breakers.breaker_force_open(name="default", actor="test", reason="r")
+    cards = {b["name"]: b for b in snapshot.breakers_snapshot(held_limit=10)}
+    assert (cards["default"]["held"], cards["default"]["held_bound"]) == (5, "exact")
+    assert (cards["local"]["held"], cards["local"]["held_bound"]) == (0, "exact")
+    cards = {b["name"]: b for b in snapshot.breakers_snapshot(held_limit=3)}
+    assert cards["default"]["held"] >= 4
+    assert cards["default"]["held_bound"] == ("estimate" if connection.vendor == "postgresql" else "at_least")
+
+
+def test_snapshot_reads_breakers_once_whatever_the_queue(django_assert_max_num_queries):
+    """Breaker state for 100 queue rows comes from one read, not one per row."""
+    from dashboard import snapshot
+    from jobs import breakers
+
+    for _ in range(100):
+        services.job_submit(kind="noop", dependency="default")
+    breakers.breaker_force_open(name="default", actor="test", reason="r")
+    with django_assert_max_num_queries(16):
+        state = snapshot.build()
+    assert len(state["queue"]) == 100 and all(row["held"] for row in state["queue"])
