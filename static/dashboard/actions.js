@@ -1,7 +1,13 @@
 // Operator actions: every control sends one command over the socket and shows the server's
 // answer (or its error) next to itself. The server checks permissions and input like the API.
 
-import { shortId } from './render.js';
+import { BREAKER_ACTIONS, shortId } from './render.js';
+
+const BREAKER_HELP = {
+  breaker_force_open: 'Every call to this dependency is rejected and its jobs wait, until you release it or the duration ends. Outcomes are still recorded.',
+  breaker_force_closed: 'Every call goes through and the breaker never trips, until you release it or the duration ends. Failures are still counted (shadow state).',
+  breaker_release: 'Back to the automatic state at once.',
+};
 
 let nextRef = 1;
 const waiting = new Map(); // ref -> callback(reply)
@@ -42,22 +48,79 @@ export function wireActions(ui) {
   document.addEventListener('click', (event) => {
     const button = event.target.closest('button[data-action]');
     if (button) {
-      const { action, job, breaker } = button.dataset;
+      const { action, job } = button.dataset;
       const message = { action };
       if (job) message.id = job;
-      if (breaker) {
-        const card = button.closest('article');
-        message.name = breaker;
-        message.reason = card.querySelector('.breaker-reason')?.value ?? '';
-        const ttl = card.querySelector('.breaker-ttl')?.value ?? '';
-        if (ttl !== '') message.ttl_seconds = integerOrRaw(ttl);
-      }
       button.disabled = true;
       command(message, (reply) => { button.disabled = false; rowError(button, reply); });
       return;
     }
+    const override = event.target.closest('button[data-breaker-action]');
+    if (override) { openBreakerDialog(override); return; }
     const detail = event.target.closest('button[data-detail]');
     if (detail) showDetail(detail.dataset.detail);
+  });
+
+  // Breaker overrides: a dialog asks for the reason and an optional duration, sends the command
+  // and shows the server's field errors next to the field (the API's rules and messages).
+  const dialog = document.getElementById('breaker-dialog');
+  const form = document.getElementById('breaker-form');
+  const reason = document.getElementById('breaker-reason');
+  const duration = document.getElementById('breaker-duration');
+  const unit = document.getElementById('breaker-duration-unit');
+  const confirm = document.getElementById('breaker-confirm');
+  const errors = {
+    reason: document.getElementById('breaker-reason-error'),
+    ttl_seconds: document.getElementById('breaker-duration-error'),
+    form: document.getElementById('breaker-form-error'),
+  };
+  let pending = null; // {action, name, opener}
+  function clearErrors() {
+    for (const slot of Object.values(errors)) slot.textContent = '';
+    reason.removeAttribute('aria-invalid');
+    duration.removeAttribute('aria-invalid');
+  }
+  function openBreakerDialog(button) {
+    const { breakerAction: action, breaker: name } = button.dataset;
+    const label = BREAKER_ACTIONS.find(([a]) => a === action)[1];
+    pending = { action, name, opener: button };
+    clearErrors();
+    form.reset();
+    dialog.dataset.action = action;
+    document.getElementById('breaker-dialog-h').textContent = `${label} breaker ${name}`;
+    document.getElementById('breaker-dialog-help').textContent = BREAKER_HELP[action];
+    document.getElementById('breaker-duration-group').hidden = action === 'breaker_release';
+    confirm.textContent = `${label} ${name}`;
+    dialog.showModal();
+    reason.focus();
+  }
+  dialog.addEventListener('close', () => {
+    if (pending?.opener?.isConnected) pending.opener.focus();
+    pending = null;
+  });
+  document.getElementById('breaker-cancel').addEventListener('click', () => dialog.close());
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!pending) return;
+    clearErrors();
+    const message = { action: pending.action, name: pending.name, reason: reason.value };
+    if (pending.action !== 'breaker_release' && duration.value !== '') {
+      message.ttl_seconds = Number(duration.value) * Number(unit.value);
+    }
+    confirm.disabled = true;
+    const card = pending.opener.closest('article');
+    command(message, (reply) => {
+      confirm.disabled = false;
+      if (reply.type !== 'error') {
+        if (card) rowError(card, {});
+        dialog.close();
+        return;
+      }
+      const slot = errors[reply.field] || errors.form;
+      slot.textContent = errorText(reply);
+      if (reply.field === 'reason') reason.setAttribute('aria-invalid', 'true');
+      if (reply.field === 'ttl_seconds') duration.setAttribute('aria-invalid', 'true');
+    });
   });
 
   // Priority inputs: Enter applies, Escape restores.

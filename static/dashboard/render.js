@@ -70,10 +70,19 @@ export function reconcile(container, items, key, create, update) {
   if (focused && focused !== document.activeElement && container.contains(focused)) focused.focus();
 }
 
+function heldText(w) {
+  const dep = `breaker ${w.dependency}`;
+  const future = w.until && new Date(w.until).getTime() > serverNow();
+  if (w.state === 'forced open') return `held: ${dep} forced open${w.until ? ` until ${clockTime(w.until)} (${relative(w.until)})` : ' until released'}`;
+  if (w.state === 'half-open') return `held: ${dep} half-open, trial call running`;
+  if (future) return `held: ${dep} open until ${clockTime(w.until)} (${relative(w.until)})`;
+  return `held: ${dep} open, waiting for a trial call`;
+}
+
 export function waitingText(row) {
   const w = row.waiting_for;
   if (!w) return '';
-  if (w.reason === 'breaker_open') return `held: breaker ${w.dependency} is open`;
+  if (w.reason === 'breaker_open') return heldText(w);
   if (w.reason === 'retry_scheduled') return `retry scheduled ${relative(w.until)}`;
   if (w.reason === 'jobs_ahead') return `${w.jobs_ahead} job${w.jobs_ahead === 1 ? '' : 's'} ahead`;
   if (w.reason === 'next') return 'next to run';
@@ -180,55 +189,122 @@ export function renderFinished(tbody, rows, ui) {
 function eventSummary(e) {
   const d = e.details || {};
   if (e.kind === 'reprioritised') return `priority ${d.before} → ${d.after}`;
+  if (e.kind === 'held') return d.why || `breaker ${d.dependency}`;
   if (d.error) return d.error;
   if (d.reason) return d.reason;
   if (d.priority !== undefined) return `priority ${d.priority}`;
   return '';
 }
 
-export function renderEvents(ol, events) {
-  reconcile(ol, events, (e) => String(e.id), (e) => el('li', { class: `event kind-${e.kind}` },
-    timeCell(e.at), ' ', jobLabel(e.job), ' ', el('strong', { text: e.kind }), ' ',
-    el('span', { class: 'muted', text: `by ${e.actor}` }), ' ', el('span', { text: eventSummary(e) })), () => {});
+const OVERRIDE_KINDS = new Set(['forced_open', 'forced_closed', 'released', 'override_expired']);
+
+function breakerEventSummary(e) {
+  const parts = [];
+  // Overrides record what callers got before (admit / reject); transitions record states.
+  if (!OVERRIDE_KINDS.has(e.kind) && (e.from_state || e.to_state)) parts.push(`${e.from_state || '—'} → ${e.to_state || '—'}`);
+  if (e.reason) parts.push(e.reason);
+  if (e.expires_at) parts.push(`until ${clockTime(e.expires_at)}`);
+  return parts.join(' · ');
 }
 
-const BREAKER_ACTIONS = [
+export function renderEvents(ol, events) {
+  reconcile(ol, events, (e) => String(e.id), (e) => {
+    if (e.source === 'breaker') {
+      return el('li', { class: `event breaker-event kind-${e.kind}` },
+        timeCell(e.at), ' ', el('span', { class: 'breaker-name', text: `breaker ${e.breaker}` }), ' ',
+        el('strong', { text: e.kind.replaceAll('_', ' ') }), ' ',
+        el('span', { class: 'muted', text: `by ${e.actor}` }), ' ', el('span', { text: breakerEventSummary(e) }));
+    }
+    return el('li', { class: `event kind-${e.kind}` },
+      timeCell(e.at), ' ', jobLabel(e.job), ' ', el('strong', { text: e.kind }), ' ',
+      el('span', { class: 'muted', text: `by ${e.actor}` }), ' ', el('span', { text: eventSummary(e) }));
+  }, () => {});
+}
+
+export const BREAKER_ACTIONS = [
   ['breaker_force_open', 'Force open'],
   ['breaker_force_closed', 'Force closed'],
   ['breaker_release', 'Release'],
 ];
 
+const STATE_WORDS = { closed: 'Closed', open: 'Open', 'half-open': 'Half-open' };
+
+function countText(n, bound) {
+  if (bound === 'estimate') return `≈ ${n.toLocaleString()}`;
+  if (bound === 'at_least') return `${(n - 1).toLocaleString()}+`;
+  return n.toLocaleString();
+}
+
+function countdown(iso) {
+  return el('time', { datetime: iso, title: iso, 'data-relative': iso, text: relative(iso) });
+}
+
+// What the breaker does to calls right now, in words (the state word is on the badge).
+function breakerStatus(b) {
+  const o = b.override;
+  if (o) return o.state === 'open' ? ['Rejecting every call (forced).'] : ['Admitting every call (forced); failures still counted.'];
+  if (b.state === 'closed') return ['Admitting calls.'];
+  if (b.state === 'half-open') return b.trial ? ['One trial call running.'] : ['Ready for a trial call.'];
+  if (b.ready_to_test) return ['Ready for a trial call.'];
+  if (b.retry_at) return ['Trial call ', countdown(b.retry_at), ` (at ${clockTime(b.retry_at)}).`];
+  return ['Rejecting calls.'];
+}
+
+export function clockTime(iso) {
+  return new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
+
+function stat(label, ...value) {
+  return el('div', { class: 'stat' }, el('dt', { text: label }), el('dd', {}, ...value));
+}
+
 export function renderBreakers(container, empty, breakers, ui) {
   empty.hidden = breakers.length > 0;
   reconcile(container, breakers, (b) => b.name, (b) => {
-    const card = el('article', { class: 'card breaker', 'data-breaker': b.name, 'aria-labelledby': `breaker-${b.name}` },
-      el('h3', { id: `breaker-${b.name}`, text: b.name }),
-      el('p', { class: 'breaker-state' }),
-      el('p', { class: 'breaker-detail muted' }),
-      el('p', { class: 'breaker-override' }));
+    const id = `breaker-${b.name}`;
+    const card = el('article', { class: 'card breaker', 'data-breaker': b.name, 'aria-labelledby': id },
+      el('header', { class: 'breaker-head' },
+        el('h3', { id, text: b.name }),
+        el('span', { class: 'breaker-state' })),
+      el('p', { class: 'breaker-status' }),
+      el('div', { class: 'breaker-override', hidden: true }),
+      el('dl', { class: 'breaker-stats' }));
     if (ui.can.has('breaker_force_open')) {
-      const controls = el('div', { class: 'breaker-controls' },
-        el('input', { type: 'text', class: 'breaker-reason', 'aria-label': `Reason for changing breaker ${b.name}`, placeholder: 'reason' }),
-        el('input', { type: 'number', class: 'breaker-ttl', min: '1', 'aria-label': `Override duration for breaker ${b.name}, in seconds (optional)`, placeholder: 'seconds (optional)' }));
+      const controls = el('div', { class: 'breaker-controls', role: 'group', 'aria-label': `Override breaker ${b.name}` });
       for (const [action, label] of BREAKER_ACTIONS) {
-        controls.append(el('button', { type: 'button', 'data-action': action, 'data-breaker': b.name,
-          'aria-label': `${label} breaker ${b.name}`, text: label }));
+        controls.append(el('button', { type: 'button', class: `override-button ${action}`, 'data-breaker-action': action,
+          'data-breaker': b.name, 'aria-haspopup': 'dialog', 'aria-label': `${label} breaker ${b.name}`, text: label }));
       }
-      controls.append(el('span', { class: 'error row-error', role: 'alert' }));
-      card.append(controls);
+      card.append(controls, el('p', { class: 'error row-error', role: 'alert' }));
     }
     return card;
   }, (card, b) => {
-    card.dataset.state = b.state;
-    card.querySelector('.breaker-state').replaceChildren(el('span', { class: `badge state-${b.state}`, text: b.state }));
-    const retry = b.retry_at ? ['retry ', el('time', { datetime: b.retry_at, 'data-relative': b.retry_at, text: relative(b.retry_at) })] : [];
-    card.querySelector('.breaker-detail').replaceChildren(
-      `failures ${b.failures ?? 0}/${b.threshold ?? '?'} · held ${b.held ?? 0}${retry.length ? ' · ' : ''}`, ...retry);
     const o = b.override;
-    card.querySelector('.breaker-override').replaceChildren(...(o ? [
-      el('span', { class: `badge override-${o.state}`, text: `forced ${o.state}` }), ' ',
-      `${o.reason || 'no reason'} — ${o.actor || ''}`, ...(o.expires_at ? [' until ', el('time', { datetime: o.expires_at, 'data-relative': o.expires_at, text: relative(o.expires_at) })] : []),
-    ] : []));
+    card.dataset.state = b.state;
+    card.dataset.shadowState = b.shadow_state;
+    card.dataset.override = o ? o.state : '';
+    card.querySelector('.breaker-state').replaceChildren(
+      el('span', { class: `badge state state-${o ? `forced-${o.state}` : b.state}`,
+        text: o ? `Forced ${o.state}` : STATE_WORDS[b.state] || b.state }));
+    card.querySelector('.breaker-status').replaceChildren(...breakerStatus(b));
+    const box = card.querySelector('.breaker-override');
+    box.hidden = !o;
+    if (o) {
+      const shadow = STATE_WORDS[b.shadow_state]?.toLowerCase() || b.shadow_state;
+      box.replaceChildren(
+        el('p', { class: 'override-line' },
+          el('span', { class: 'override-label', text: 'Override' }), ' ',
+          el('q', { class: 'override-reason', text: o.reason || 'no reason given' })),
+        el('p', { class: 'muted override-meta' }, `by ${o.actor || 'unknown'} · `,
+          ...(o.expires_at ? ['lifts ', countdown(o.expires_at), ` (at ${clockTime(o.expires_at)})`] : ['until released'])),
+        el('p', { class: 'shadow', text: `Automatic state would be ${shadow}.` }));
+    } else box.replaceChildren();
+    const retry = b.state === 'open' && !o && b.retry_at && !b.ready_to_test ? [countdown(b.retry_at)] : ['—'];
+    card.querySelector('.breaker-stats').replaceChildren(
+      stat('Held jobs', el('span', { class: 'held-count', 'data-held': b.held, text: countText(b.held ?? 0, b.held_bound) })),
+      stat('Failures', `${b.failures ?? 0} / ${b.threshold ?? '?'}`),
+      stat('Opened', ...(b.opened_at ? [countdown(b.opened_at)] : ['—'])),
+      stat('Retry', ...retry));
   });
 }
 

@@ -291,10 +291,105 @@ def test_non_staff_cannot_open_the_dashboard(browser, server):
     context.close()
 
 
-def test_screenshot(browser, server):
+def api_breaker(server, name) -> dict:
+    response = server["api"].get(f"{server['base']}/api/breakers/{name}/")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def http_job(server, **body) -> dict:
+    # Never called while the test holds the breaker open; cancelled before it could run.
+    return submit(server, kind="http", dependency="default", payload={"url": "http://127.0.0.1:9/health"}, **body)
+
+
+def test_force_open_with_a_reason_then_release_seen_live_and_by_the_api(browser, server):
+    from playwright.sync_api import expect
+
     page = login(browser, server)
+    other = login(browser, server)
+    card = page.locator('article[data-breaker="default"]')
+    other_card = other.locator('article[data-breaker="default"]')
+    expect(card.locator(".breaker-state")).to_have_text("Closed")
+    job = http_job(server, priority=-95)
+
+    page.get_by_role("button", name="Force open breaker default").click()
+    dialog = page.get_by_role("dialog", name="Force open breaker default")
+    expect(dialog).to_be_visible()
+    expect(page.get_by_label("Reason")).to_be_focused()
+    page.get_by_label("Reason").fill("provider maintenance window")
+    # The server's rule for ttl_seconds, shown next to the duration field; nothing changes.
+    page.get_by_role("spinbutton", name="Duration").fill("0")
+    dialog.get_by_role("button", name="Force open default", exact=True).click()
+    expect(page.locator("#breaker-duration-error")).to_have_text("ttl_seconds: must be more than 0 and at most 2592000")
+    assert api_breaker(server, "default")["override"] is None
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-override-dialog.png"))
+    page.get_by_role("spinbutton", name="Duration").fill("10")  # minutes
+    dialog.get_by_role("button", name="Force open default", exact=True).click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("button", name="Force open breaker default")).to_be_focused()
+
+    for c in (card, other_card):  # the other dashboard sees it live
+        expect(c).to_have_attribute("data-state", "open")
+        expect(c.locator(".breaker-state")).to_have_text("Forced open")
+        expect(c.locator(".override-reason")).to_have_text("provider maintenance window")
+        expect(c.locator(".override-meta")).to_contain_text("by user:operator · lifts in 9m")
+        expect(c.locator(".shadow")).to_have_text("Automatic state would be closed.")
+        expect(c.locator(".held-count")).to_have_text("1")
+    breaker = api_breaker(server, "default")
+    assert (breaker["state"], breaker["shadow_state"], breaker["held"]) == ("open", "closed", 1)
+    assert breaker["override"]["state"] == "open" and breaker["override"]["reason"] == "provider maintenance window"
+    assert breaker["override"]["actor"] == "user:operator" and breaker["override"]["expires_at"]
+    assert breaker["events"][0]["kind"] == "forced_open" and breaker["events"][0]["actor"] == "user:operator"
+    row = page.locator(f'#queue tr[data-id="{job["id"]}"]')
+    expect(row).to_have_class(re.compile(r"\bheld\b"))
+    expect(row.locator("td").nth(6)).to_contain_text("held: breaker default forced open until ")
+    assert api_job(server, job["id"])["waiting_for"]["reason"] == "breaker_open"
+    expect(page.locator("#events li.breaker-event").first).to_contain_text("breaker default forced open by user:operator")
+
+    other.get_by_role("button", name="Release breaker default").click()
+    release = other.get_by_role("dialog", name="Release breaker default")
+    expect(other.get_by_role("spinbutton", name="Duration")).to_be_hidden()
+    other.get_by_label("Reason").fill("maintenance over")
+    release.get_by_role("button", name="Release default", exact=True).click()
+    expect(release).to_be_hidden()
+    for c in (card, other_card):
+        expect(c).to_have_attribute("data-state", "closed")
+        expect(c.locator(".breaker-state")).to_have_text("Closed")
+        expect(c.locator(".breaker-override")).to_be_hidden()
+    expect(row).not_to_have_class(re.compile(r"\bheld\b"))
+    breaker = api_breaker(server, "default")
+    assert breaker["override"] is None and breaker["state"] == "closed"
+    assert breaker["events"][0]["kind"] == "released" and breaker["events"][0]["reason"] == "maintenance over"
+    assert api_job(server, job["id"])["waiting_for"]["reason"] != "breaker_open"
+    server["api"].post(f"{server['base']}/api/jobs/{job['id']}/cancel/")
+    assert page.js_errors == [] and other.js_errors == []
+    page.context.close()
+    other.context.close()
+
+
+def test_read_only_operator_has_no_breaker_controls(browser, server):
+    page = login(browser, server, "viewer")
+    card = page.locator('article[data-breaker="default"]')
+    card.wait_for()
+    assert card.get_by_role("button").count() == 0
+    page.context.close()
+
+
+def test_screenshot(browser, server):
+    """The artifact shows an incident: a breaker forced open with its held jobs."""
+    from playwright.sync_api import expect
+
+    page = login(browser, server)
+    response = server["api"].post(f"{server['base']}/api/breakers/default/force-open/",
+                                  json={"reason": "Payments provider maintenance (INC-2041)", "ttl_seconds": 1800})
+    assert response.status_code == 200, response.text
+    for priority in (10, 5, 5, 0):
+        http_job(server, priority=priority)
     submit(server, kind="noop", priority=5)
-    page.wait_for_timeout(500)
+    expect(page.locator('article[data-breaker="default"] .held-count')).to_have_text("4")
+    expect(page.locator("#queue tbody tr.held")).to_have_count(4)
+    page.wait_for_timeout(300)
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / "dashboard.png"
     page.screenshot(path=str(path), full_page=True)
