@@ -2,7 +2,9 @@
 
 1. Snapshot build time with 1,000,000 pending jobs (quick: 100,000) on SQLite and on PostgreSQL:
    what one broadcaster tick costs (throughput window refresh + counts + the first 100 in pop
-   order + running + finished + events + JSON), median / p95 / max of repeated builds.
+   order + running + finished + events + breakers + JSON), median / p95 / max of repeated
+   builds; then again with the ``local`` breaker forced open (two thirds of the jobs held,
+   among them the whole first 100).
 2. Latency from a job's submission over the API to its appearance in a connected websocket
    client, p50 / p99, against a real ``manage.py serve`` (Daphne + worker, SQLite).
 3. While that server's worker drains noop jobs as fast as it can: messages per second one
@@ -131,6 +133,16 @@ def snapshot_child(pending: int, repeats: int) -> dict:
     times = [tick()[0] for _ in range(repeats)]
     counter.large.clear()  # SQLite: the tick that recounts large statuses (every 5 s at most)
     recount = tick()[0]
+    # An incident: the breaker of "local" (two thirds of the pending jobs, and all of the first
+    # 100 in pop order) forced open: its held jobs are counted and every queue row is held.
+    from jobs import breakers
+
+    breakers.breaker_force_open(name="local", actor="bench", reason="bench")
+    held_times = []
+    for _ in range(repeats):
+        elapsed, held_state = tick()
+        held_times.append(elapsed)
+    forced = next(b for b in held_state["breakers"] if b["name"] == "local")
     return {
         "backend": connection.vendor,
         "pending": pending,
@@ -140,6 +152,10 @@ def snapshot_child(pending: int, repeats: int) -> dict:
         "build_ms_p95": _ms(_percentile(times, 0.95)),
         "build_ms_max": _ms(max(times)),
         "recount_tick_ms": _ms(recount),
+        "breaker_open_build_ms_median": _ms(statistics.median(held_times)),
+        "breaker_open_build_ms_p95": _ms(_percentile(held_times, 0.95)),
+        "breaker_open_held": [forced["held"], forced["held_bound"]],
+        "breaker_open_held_rows": sum(row["held"] for row in held_state["queue"]),
         "load_average": os.getloadavg()[0],
         "counts": state["counts"],
         "estimated": state["estimated"],

@@ -62,7 +62,7 @@ def _breaker_rows() -> dict[str, Breaker]:
     dependency that has not been called yet (the snapshot only reads)."""
     rows = {row.name: row for row in Breaker.objects.all()}
     for name in dependencies.configured():
-        rows.setdefault(name, Breaker(name=name))
+        rows.setdefault(name, Breaker(name=name, updated_at=None))  # None: a stable snapshot
     return dict(sorted(rows.items()))
 
 
