@@ -115,18 +115,23 @@ def queue_rows(
     Positions come from enumerating the pop-order list (one index walk), not one count per row;
     ``waiting_for`` is ``jobs.selectors.job_waiting_for`` (what ``GET /api/jobs/{id}/`` says)
     fed with the breaker rows read once for the whole list. A row is ``held`` when its
-    dependency's breaker does not admit calls.
+    dependency's breaker does not admit calls; ``held_ahead`` counts the held rows above it.
     """
     now = now or timezone.now()
     if breaker_rows is None:
         breaker_rows = _breaker_rows()
     rows = []
+    held_so_far = 0
     for position, job in enumerate(selectors.queue_next(limit=limit, light=True), start=1):
         row = job_row(job)
         row["position"] = position
         waiting = selectors.job_waiting_for(job, position=position, breaker_rows=breaker_rows, now=now)
         row["waiting_for"] = waiting
         row["held"] = bool(waiting) and waiting["reason"] == "breaker_open"
+        # Of the jobs ahead, how many are held (they do not delay this one). Exact: every job
+        # ahead of a listed row is listed too.
+        row["held_ahead"] = held_so_far
+        held_so_far += row["held"]
         rows.append(row)
     return rows
 

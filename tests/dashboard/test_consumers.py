@@ -400,6 +400,7 @@ async def test_snapshot_includes_every_breaker_and_marks_held_jobs(operator):
     job = await database_sync_to_async(Job.objects.get)(seq=held.seq)
     assert await database_sync_to_async(selectors.job_waiting_for)(job) == waiting
     assert rows[str(free.uuid)]["waiting_for"] == {"reason": "jobs_ahead", "jobs_ahead": 1}
+    assert (rows[str(free.uuid)]["held_ahead"], rows[str(held.uuid)]["held_ahead"]) == (1, 0)
     # The feed merges the override with the job events by time, newest first (the held event the
     # override wrote for the job has the override's time and is listed as its consequence).
     assert [(e["source"], e["kind"]) for e in state["events"]] == [
