@@ -95,10 +95,12 @@ async def test_http_redirect_is_not_followed(downstream):
     assert done.status == JobStatus.FAILED and "HTTP 302" in done.last_error
 
 
-@override_settings(RESILIENT=FAST)
+# A breaker that would trip after 3 failures would hold the 4th attempt: this test is about the
+# job's own retries, so its dependency tolerates more failures than the job has attempts.
+@override_settings(RESILIENT={**FAST, "DEPENDENCIES": {"flaky": {"failure_threshold": 10}}})
 async def test_http_5xx_retries_with_growing_jittered_backoff_then_fails(downstream):
     downstream.set("/boom", status=503)
-    job = await submit(kind="http", payload={"url": downstream.url("/boom")}, max_attempts=4)
+    job = await submit(kind="http", dependency="flaky", payload={"url": downstream.url("/boom")}, max_attempts=4)
     [done] = await run_until_done([job], timeout=20)
     assert done.status == JobStatus.FAILED and done.attempts == 4
     assert "HTTP 503" in done.last_error
