@@ -114,7 +114,7 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
 
     path, token = scratch.sqlite_copy("api")
-    proc, base = _serve("api-sqlite", scratch.sqlite_url(path))
+    proc, base = _serve("api-sqlite", path)
     try:
         conn = scratch.sqlite_connect(path)
         rows += _measure("SQLite", base, token, count=count, cap=cap, rounds=rounds,

@@ -62,12 +62,11 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
     path, _ = scratch.sqlite_copy("claim")
     try:
-        rows += _rows("SQLite", _child(scratch.sqlite_url(path), sizes, claims, timeout=400))
+        rows += _rows("SQLite", _child(path, sizes, claims, timeout=400))
     except Exception as exc:  # noqa: BLE001
         rows.append(failed("claim", "SQLite", str(exc).splitlines()[-1][:200]))
     finally:
-        for suffix in ("", "-wal", "-shm"):  # a 1 M-row file is ~0.5 GB: don't leave it behind
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        scratch.sqlite_remove(path)  # a 1 M-row file is ~0.5 GB: don't leave it behind
     problem = scratch.postgres_problem()
     if problem:
         return rows + [skipped("claim", "PostgreSQL", problem)]

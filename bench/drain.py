@@ -92,7 +92,7 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
 
     path, _ = scratch.sqlite_copy("drain")
-    url = scratch.sqlite_url(path)
+    url = path
     conn = scratch.sqlite_connect(path)
     raw_runs = [_raw(conn, n, events=False)]
     raw_events = _raw(conn, n, events=True)

@@ -21,17 +21,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def child_env(database_url: str, *, redis_url: str = "", **extra: str) -> dict[str, str]:
-    """Environment for a server or worker process pointed at a scratch database."""
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+def child_env(db: str | Path, *, redis_url: str = "", **extra: str) -> dict[str, str]:
+    """Environment for a server or worker process pointed at a scratch database.
+
+    ``db`` is a PostgreSQL URL, or the path of a SQLite file named ``resilient.sqlite3``: then
+    the child runs exactly like ``make run`` (no DATABASE_URL) with its var/ directory moved.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "RESILIENT_VAR_DIR"}}
     env.update(
         DJANGO_SETTINGS_MODULE="resilient.settings",
         SECRET_KEY=scratch.secret_key(),
         DEBUG="0",
-        DATABASE_URL=database_url,
-        RESILIENT_VAR_DIR=str(scratch.VAR),
         PYTHONUNBUFFERED="1",
     )
+    if isinstance(db, Path):
+        assert db.name == scratch.SQLITE_NAME, db
+        env["RESILIENT_VAR_DIR"] = str(db.parent)
+    else:
+        env["DATABASE_URL"] = db
     if redis_url:
         env["REDIS_URL"] = redis_url
     env.update(extra)

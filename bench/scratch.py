@@ -22,7 +22,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var" / "bench"
 LOGS = VAR / "logs"
-TEMPLATE = VAR / "template.sqlite3"
+SQLITE_NAME = "resilient.sqlite3"  # the file settings.py uses under RESILIENT_VAR_DIR
+TEMPLATE = VAR / "template" / SQLITE_NAME
 
 PG_URL = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/h_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/2")
@@ -97,8 +98,8 @@ def _manage(env: dict[str, str], *args: str) -> str:
     return out.stdout
 
 
-def _prepare(database_url: str) -> str:
-    """Migrate ``database_url`` and create the benchmark operator; return its API token."""
+def _prepare(database_url: str | Path) -> str:
+    """Migrate the database and create the benchmark operator; return its API token."""
     from bench import procs
 
     env = procs.child_env(
@@ -120,23 +121,24 @@ def _prepare(database_url: str) -> str:
 _sqlite_token: str | None = None
 
 
-def sqlite_url(path: Path) -> str:
-    return f"sqlite:///{path}"
-
-
 def sqlite_copy(name: str) -> tuple[Path, str]:
-    """A fresh, migrated SQLite file var/bench/NAME.sqlite3 and the operator's token."""
+    """A fresh, migrated SQLite file var/bench/NAME/resilient.sqlite3 and the operator's token."""
     global _sqlite_token
-    VAR.mkdir(parents=True, exist_ok=True)
     if _sqlite_token is None:
+        TEMPLATE.parent.mkdir(parents=True, exist_ok=True)
         _remove_sqlite(TEMPLATE)
-        _sqlite_token = _prepare(sqlite_url(TEMPLATE))
+        _sqlite_token = _prepare(TEMPLATE)
         with sqlite3.connect(TEMPLATE) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    path = VAR / f"{name}.sqlite3"
+    path = VAR / name / SQLITE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
     _remove_sqlite(path)
     shutil.copyfile(TEMPLATE, path)
     return path, _sqlite_token
+
+
+def sqlite_remove(path: Path) -> None:
+    _remove_sqlite(path)
 
 
 def _remove_sqlite(path: Path) -> None:
