@@ -110,7 +110,7 @@ def _serve(name: str, database_url: str, redis_url: str = ""):
 
 
 def run(quick: bool) -> list[Row]:
-    count, cap, rounds = (120, 6, 2) if quick else (900, 20, 3)
+    count, cap, rounds = (120, 6, 2) if quick else (600, 12, 3)
     rows: list[Row] = []
 
     path, token = scratch.sqlite_copy("api")
@@ -131,8 +131,17 @@ def run(quick: bool) -> list[Row]:
     proc, base = _serve("api-pg", url, scratch.REDIS_URL)
     try:
         with scratch.pg_connect(autocommit=True) as conn:
-            rows += _measure("PG+Redis", base, token, count=count, cap=cap, rounds=rounds,
-                             job_count=lambda: sum(sql.counts(conn).values()))
+            pg_rows = _measure("PG+Redis", base, token, count=count, cap=cap, rounds=rounds,
+                               job_count=lambda: sum(sql.counts(conn).values()))
+            # Persistent connections under Daphne: each request runs in its own thread, so check
+            # that the server does not pile up one idle connection per request.
+            held = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+            for row in pg_rows:
+                row.note += f"; server holds {held} PG connection(s) after the run"
+                row.extra["server_pg_connections"] = held
+            rows += pg_rows
     finally:
         procs.stop(proc)
         scratch.redis_flush()

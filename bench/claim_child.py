@@ -1,7 +1,8 @@
 """(b), the measuring side: runs inside Django against DATABASE_URL; prints one JSON line.
 
 ``python -m bench.claim_child --sizes 1000,100000 --claims 500``: for each size, tops the pending
-queue up to that size with one bulk INSERT … SELECT, analyses the table, then times
+queue up with one bulk INSERT … SELECT so that at least that many jobs stay pending while it
+measures, analyses the table, then times
 ``jobs.queue.job_claim_next`` call by call. A raw claim (one UPDATE … WHERE seq = (SELECT … LIMIT 1))
 on the same connection is timed alongside as the floor.
 """
@@ -38,7 +39,8 @@ def main() -> None:
         return Job.objects.filter(status=JobStatus.PENDING).count()
 
     def top_up(size: int) -> float:
-        missing = size - pending()
+        """Make ``size`` + enough for the measured claims (ours and raw) pending."""
+        missing = size + 2 * args.claims + 50 - pending()
         if missing <= 0:
             return 0.0
         started = time.perf_counter()
@@ -77,7 +79,6 @@ def main() -> None:
         for _ in range(20):  # warm caches and the connection
             queue.job_claim_next(worker_id="bench-warm")
             raw_claim()
-        top_up(size)
         ours, raw = [], []
         for _ in range(args.claims):
             t = time.perf_counter()

@@ -99,8 +99,6 @@ def run(quick: bool) -> list[Row]:
     sqlite_rows = [
         _case("SQLite serve, 1 worker", conn, n, lambda: [_worker("drain-serve1", url, serve=True)], timeout),
         _case("SQLite serve --workers 2", conn, n, lambda: [_worker("drain-serve2", url, serve=True, slots=2)], timeout),
-        _case("SQLite serve + runworker", conn, n,
-              lambda: [_worker("drain-serve", url, serve=True), _worker("drain-runworker", url)], timeout),
     ]
     raw_runs.append(_raw(conn, n, events=False))
     rows += _finish(sqlite_rows, raw_runs, raw_events)
@@ -116,7 +114,7 @@ def run(quick: bool) -> list[Row]:
         raw_events = _raw(conn, n, events=True)
         pg_rows = [
             _case(f"PG+Redis runworker x{k}", conn, n,
-                  lambda k=k: [_worker(f"drain-pg{i}", url, redis_url=scratch.REDIS_URL) for i in range(k)], timeout)
+                  lambda k=k: [_worker(f"drain-pg{k}-{i}", url, redis_url=scratch.REDIS_URL) for i in range(k)], timeout)
             for k in (1, 2)
         ]
         raw_runs.append(_raw(conn, n, events=False))
