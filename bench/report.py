@@ -90,3 +90,27 @@ def write_json(path: Path, rows: list[Row], *, quick: bool, names: list[str], se
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows of a results.json as a Markdown table (for the README)."""
+    out = ["| bench | case | result | p50 ms | p99 ms | baseline | ratio | target | note |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        if r["status"] != "ok":
+            out.append(f"| {r['bench']} | {r['case']} | {r['status'].upper()} | | | | | {r['target']} | {r['note']} |")
+            continue
+        baseline = f"{_num(r['baseline'])} {r['baseline_label']}" if r["baseline"] is not None else "-"
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
+        out.append(
+            f"| {r['bench']} | {r['case']} | {_num(r['value'])} {r['unit']} | {_num(r['p50_ms'])} | "
+            f"{_num(r['p99_ms'])} | {baseline} | {ratio} | {r['target']} | {r['note']} |"
+        )
+    return "\n".join(out)
+
+
+if __name__ == "__main__":  # python -m bench.report [results.json]: the table as Markdown
+    import sys
+
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results.json"
+    print(markdown(json.loads(source.read_text())["rows"]))
