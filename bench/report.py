@@ -97,6 +97,7 @@ def markdown(rows: list[dict]) -> str:
     out = ["| bench | case | result | p50 ms | p99 ms | baseline | ratio | target | note |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
+        r = {k: v.replace("|", "\\|") if isinstance(v, str) else v for k, v in r.items()}
         if r["status"] != "ok":
             out.append(f"| {r['bench']} | {r['case']} | {r['status'].upper()} | | | | | {r['target']} | {r['note']} |")
             continue
