@@ -29,7 +29,7 @@ def test_sqlite_claim_reads_the_pop_order_index_without_sorting():
     with CaptureQueriesContext(connection) as ctx:
         job = queue.job_claim_next(worker_id="w")
     assert job is not None and job.priority == 5
-    select = next(q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT"))
+    select = next(q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT * FROM jobs_job"))
     with connection.cursor() as cur:
         cur.execute("EXPLAIN QUERY PLAN " + select)
         plan = " | ".join(str(row[-1]) for row in cur.fetchall())
