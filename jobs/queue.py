@@ -78,10 +78,36 @@ def _lockable(qs: QuerySet[Job]) -> QuerySet[Job]:
 
 
 def _claim_in_pop_order(exclude_dependencies: Collection[str], now: datetime) -> Job | None:
+    if connection.vendor == "sqlite":
+        return _sqlite_next(now=now, exclude_dependencies=exclude_dependencies)
     candidates = pop_order().filter(run_after__lte=now)
     if exclude_dependencies:
         candidates = candidates.exclude(dependency__in=list(exclude_dependencies))
     return _lockable(candidates).first()
+
+
+POP_ORDER_INDEX = "job_pop_order"
+
+
+def _sqlite_next(*, now: datetime, exclude_dependencies: Collection[str]) -> Job | None:
+    """The next runnable job on SQLite, read through the partial pop-order index by name.
+
+    SQLite only uses a partial index when the query repeats its WHERE term literally (the ORM
+    sends ``status = %s``), and even then its planner prefers ``job_status_finished`` plus a
+    sort of every pending row: O(queue) per claim, 170 ms at 100 k pending (``make bench``).
+    ``INDEXED BY`` makes each claim one index step at any size, and fails loudly if the index
+    is ever dropped. The caller's IMMEDIATE transaction already holds the write lock.
+    """
+    where = [f"status = '{JobStatus.PENDING.value}'", "run_after <= %s"]
+    params: list[Any] = [connection.ops.adapt_datetimefield_value(now)]
+    if exclude_dependencies:
+        where.append(f"dependency NOT IN ({', '.join(['%s'] * len(exclude_dependencies))})")
+        params += list(exclude_dependencies)
+    query = (
+        f"SELECT * FROM {Job._meta.db_table} INDEXED BY {POP_ORDER_INDEX} "  # noqa: S608 - constants
+        f"WHERE {' AND '.join(where)} ORDER BY priority DESC, seq LIMIT 1"
+    )
+    return next(iter(Job.objects.raw(query, params)), None)
 
 
 def _tops(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
@@ -159,6 +185,28 @@ def job_succeed(*, job: Job, worker_id: str, result: Any, duration: float | None
     if updated:
         logs.job_transition("succeeded", job, attempt=job.attempts + 1, duration=duration, worker=worker_id)
     return bool(updated)
+
+
+def job_succeed_and_claim_next(
+    *,
+    job: Job,
+    worker_id: str,
+    result: Any,
+    duration: float | None = None,
+    exclude_dependencies: Collection[str] = (),
+) -> tuple[bool, Job | None]:
+    """``job_succeed`` then ``job_claim_next`` in ONE transaction: (kept, next job or None).
+
+    A busy worker pays one commit per job instead of two — on PostgreSQL each commit is a WAL
+    flush, the physical limit of a queue — and one trip to the database thread instead of two.
+    Each change still writes its own event (the inner blocks are savepoints); the claim goes
+    through the breakers exactly like ``job_claim_next``. Their log lines are written before
+    the outer commit.
+    """
+    with transaction.atomic():
+        kept = job_succeed(job=job, worker_id=worker_id, result=result, duration=duration)
+        following = job_claim_next(worker_id=worker_id, exclude_dependencies=exclude_dependencies)
+    return kept, following
 
 
 def _failure_changes(job: Job, *, error: str, retryable: bool, retry_after: float | None, now: datetime) -> tuple[dict, str, dict]:

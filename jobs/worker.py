@@ -110,21 +110,36 @@ class JobRunner:
             await asyncio.wait(unfinished, timeout=10)
 
     async def _slot(self, index: int) -> None:
+        job: Job | None = None  # a job claimed in the same transaction as the last outcome
         while not self.stopping:
-            try:
-                job = await database_sync_to_async(queue.job_claim_next)(worker_id=self.worker_id)
-            except Exception:
-                log.exception("worker %s: claim failed; retrying after the poll interval", self.worker_id)
-                job = None
             if job is None:
-                await self._idle()
-                continue
+                try:
+                    job = await database_sync_to_async(queue.job_claim_next)(worker_id=self.worker_id)
+                except Exception:
+                    log.exception("worker %s: claim failed; retrying after the poll interval", self.worker_id)
+                    job = None
+                if job is None:
+                    await self._idle()
+                    continue
+            seq = job.seq
             execution = asyncio.create_task(self._execute(job))
-            self._executions[job.seq] = execution
+            self._executions[seq] = execution
             try:
-                await execution
+                job = await execution
+            except Exception:
+                # Recording the outcome failed (database gone? a result it refuses?): the job's
+                # lease runs out and housekeeping returns it; the slot goes on instead of dying.
+                log.exception("worker %s: recording job %s failed; its lease will expire", self.worker_id, seq)
+                job = None
+                await self._idle()
             finally:
-                self._executions.pop(job.seq, None)
+                self._executions.pop(seq, None)
+        if job is not None:  # claimed with the last outcome, then told to stop: never started
+            admission = breakers.Admission(
+                dependency=job.dependency, owner=self.worker_id, trial=getattr(job, "breaker_trial", False),
+                job_seq=job.seq,
+            )
+            await database_sync_to_async(self._release_on_shutdown)(job, admission)
 
     async def _idle(self) -> None:
         try:
@@ -157,7 +172,8 @@ class JobRunner:
 
     # --- one job ---------------------------------------------------------------------------
 
-    async def _execute(self, job: Job) -> None:
+    async def _execute(self, job: Job) -> Job | None:
+        """Run ``job`` and record its outcome; return the next job if one was claimed with it."""
         try:
             admission = await database_sync_to_async(breakers.breaker_admit)(
                 name=job.dependency, owner=self.worker_id, job_seq=job.seq
@@ -195,7 +211,7 @@ class JobRunner:
         finally:
             renewer.cancel()
         duration = time.monotonic() - started
-        await self._record(job, result if outcome is None else None, outcome, duration, admission)
+        return await self._record(job, result if outcome is None else None, outcome, duration, admission)
 
     def _release_on_shutdown(self, job: Job, admission: breakers.Admission) -> None:
         queue.job_release(job=job, worker_id=self.worker_id, reason="worker shut down before the job finished")
@@ -220,20 +236,33 @@ class JobRunner:
 
     async def _record(
         self, job: Job, result: Any, outcome: BaseException | None, duration: float, admission: breakers.Admission
-    ) -> None:
-        """Store the outcome; jobs.queue and jobs.breakers log the transitions."""
-        kept, _ = await database_sync_to_async(self._finish)(job, result, outcome, duration, admission)
+    ) -> Job | None:
+        """Store the outcome; jobs.queue and jobs.breakers log the transitions.
+
+        Returns the next job when it was claimed in the same transaction as this success.
+        """
+        kept, _, following = await database_sync_to_async(self._finish)(job, result, outcome, duration, admission)
         if not kept:
             logs.job_transition(
                 "outcome_discarded", job, attempt=job.attempts + 1, duration=duration, worker=self.worker_id,
                 outcome="succeeded" if outcome is None else "failed", reason="lease lost", level=logging.WARNING,
             )
+        return following
 
     def _finish(
         self, job: Job, result: Any, outcome: BaseException | None, duration: float, admission: breakers.Admission
-    ) -> tuple[bool, breakers.Outcome]:
-        """Record the job's outcome, then its dependency's (a slow success counts as a failure there)."""
-        if outcome is None:
+    ) -> tuple[bool, breakers.Outcome, Job | None]:
+        """Record the job's outcome, then its dependency's (a slow success counts as a failure there).
+
+        A success while not stopping also claims the next job in the same transaction: one commit
+        and one trip to the database thread fewer per job (make bench: drain).
+        """
+        following = None
+        if outcome is None and not self.stopping:
+            kept, following = queue.job_succeed_and_claim_next(
+                job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6)
+            )
+        elif outcome is None:
             kept = queue.job_succeed(job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6))
         else:
             retryable = outcome.retryable if isinstance(outcome, JobFailure) else True
@@ -250,7 +279,7 @@ class JobRunner:
         except Exception:  # the job's outcome is stored; a breaker hiccup must not kill the slot
             log.exception("job %s: recording the breaker outcome failed", job.short_id)
             counted = breakers.Outcome.NEUTRAL
-        return kept, counted
+        return kept, counted, following
 
     async def _renew(self, job: Job, admission: breakers.Admission) -> None:
         interval = max(0.05, conf.get("LEASE_SECONDS") / 3)

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from jobs import services
 from jobs.exceptions import InvalidInput
+from jobs.handlers.registry import handler
 from jobs.models import EventKind, Job, JobStatus
 from jobs.notify import JOBS_CHANNEL
 from jobs.runtime import JobsWorker
@@ -216,3 +217,20 @@ async def test_idle_worker_wakes_on_submission_through_the_jobs_channel():
     finally:
         worker.runner.request_stop()
         await asyncio.wait_for(task, 10)
+
+
+@handler("test-unstorable")
+async def unstorable(payload: dict, context) -> dict:
+    """A result the worker's json.dumps check lets through but the database refuses (NaN)."""
+    return {"value": float("nan")}
+
+
+@override_settings(RESILIENT={**FAST, "LEASE_SECONDS": 1})
+async def test_a_slot_survives_an_outcome_the_database_refuses():
+    # Recording this outcome raises; the slot must log it and go on with the next job, and the
+    # refused job comes back through its lease (here: failed, its only attempt spent).
+    bad = await submit(kind="test-unstorable", priority=10, max_attempts=1)
+    good = await submit(kind="noop")
+    done_bad, done_good = await run_until_done([bad, good], timeout=20)
+    assert done_good.status == JobStatus.SUCCEEDED
+    assert done_bad.status == JobStatus.FAILED
