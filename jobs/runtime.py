@@ -10,6 +10,7 @@ import logging
 import signal
 
 from channels.worker import Worker
+from django.db import connections
 
 from jobs import conf
 from jobs.worker import JobRunner
@@ -17,6 +18,19 @@ from jobs.worker import JobRunner
 log = logging.getLogger("resilient.worker")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def keep_worker_connections() -> None:
+    """Let this process keep its database connections between jobs.
+
+    Channels' database_sync_to_async closes obsolete connections around every call; with the
+    web default (CONN_MAX_AGE 0) the worker would reconnect twice per job (make bench: drain
+    46 -> 96 jobs/s on SQLite when kept). Only worker processes do this: a web process runs each
+    request in a fresh thread, where a kept connection is never reused.
+    """
+    max_age = conf.get("WORKER_DB_CONN_MAX_AGE")
+    for alias in connections:
+        connections.settings[alias]["CONN_MAX_AGE"] = max_age
 
 
 class JobsWorker(Worker):

@@ -231,7 +231,7 @@ class JobRunner:
         else:
             # thread_sensitive=False: handlers must not queue behind the ORM's one sync thread.
             result = await sync_to_async(kind.run, thread_sensitive=False)(job.payload, context)
-        json.dumps(result)  # a result that cannot be stored fails the attempt here, not in the DB
+        json.dumps(result, allow_nan=False)  # a result no database stores fails the attempt here
         return result
 
     async def _record(

@@ -127,19 +127,19 @@ SQLITE_OPTIONS = {
 }
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    # Persistent connections: the worker and Daphne reach the ORM through one sync thread each
-    # (database_sync_to_async), so a connection per claim would dominate the cost of a job.
+    # Web processes close their connection after each request: Daphne runs every request in a
+    # fresh thread, so a kept connection would never be reused, only leaked until garbage
+    # collection (24-59 idle PostgreSQL connections after a bench run). Worker processes keep
+    # theirs (RESILIENT_WORKER_DB_CONN_MAX_AGE, see jobs.runtime).
     default_db = dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 300), conn_health_checks=True
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0), conn_health_checks=True
     )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # Persistent too (see above): opening the file and running the PRAGMAs on every claim and
-    # every outcome halved the embedded worker's throughput (make bench: drain).
     default_db = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": VAR_DIR / "resilient.sqlite3",
-        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 300),
+        "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 0),
         "CONN_HEALTH_CHECKS": True,
     }
 if default_db["ENGINE"] == "django.db.backends.sqlite3":
@@ -251,6 +251,7 @@ RESILIENT = {
         "RETRY_BACKOFF_MAX": os.environ.get("RESILIENT_RETRY_BACKOFF_MAX"),
         "SHUTDOWN_GRACE": os.environ.get("RESILIENT_SHUTDOWN_GRACE"),
         "WORKER_CONCURRENCY": os.environ.get("RESILIENT_WORKER_CONCURRENCY"),
+        "WORKER_DB_CONN_MAX_AGE": os.environ.get("RESILIENT_WORKER_DB_CONN_MAX_AGE"),
         "MAX_PAYLOAD_BYTES": os.environ.get("RESILIENT_MAX_PAYLOAD_BYTES"),
         "MAX_JSON_DEPTH": os.environ.get("RESILIENT_MAX_JSON_DEPTH"),
         "HTTP_ALLOWED_HOSTS": os.environ.get("RESILIENT_HTTP_ALLOWED_HOSTS"),

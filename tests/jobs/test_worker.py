@@ -234,3 +234,15 @@ async def test_a_slot_survives_an_outcome_the_database_refuses():
     done_bad, done_good = await run_until_done([bad, good], timeout=20)
     assert done_good.status == JobStatus.SUCCEEDED
     assert done_bad.status == JobStatus.FAILED
+
+
+@handler("test_nan_result")
+async def nan_result(payload: dict, context) -> dict:
+    return {"ratio": float("nan")}
+
+
+@override_settings(RESILIENT=FAST)
+async def test_a_result_no_database_can_store_fails_the_attempt_instead_of_the_worker():
+    job = await submit(kind="test_nan_result", max_attempts=1)
+    [done] = await run_until_done([job])
+    assert done.status == JobStatus.FAILED and "JSON compliant" in done.last_error

@@ -2,9 +2,13 @@
 
 from channels.management.commands import runworker
 
-from jobs.runtime import JobsWorker
+from jobs.runtime import JobsWorker, keep_worker_connections
 
 
 class Command(runworker.Command):
     help = "Run a worker: listens on the given channels (use `jobs`) and runs jobs in pop order."
     worker_class = JobsWorker
+
+    def handle(self, *args, **options):
+        keep_worker_connections()  # a worker-only process: nothing but the worker uses them
+        return super().handle(*args, **options)

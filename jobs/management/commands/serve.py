@@ -13,10 +13,11 @@ import daphne.server  # before anything imports twisted.internet.reactor: instal
 from channels.layers import get_channel_layer
 from channels.routing import get_default_application
 from django.core.management.base import BaseCommand
+from django.db import connection
 from twisted.internet import reactor
 
 from jobs.notify import JOBS_CHANNEL
-from jobs.runtime import STOP_SIGNALS, JobsWorker
+from jobs.runtime import STOP_SIGNALS, JobsWorker, keep_worker_connections
 
 log = logging.getLogger("resilient.serve")
 
@@ -30,6 +31,10 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=None, help="jobs run at once (default: RESILIENT_WORKER_CONCURRENCY or 1)")
 
     def handle(self, *args, host: str, port: int, workers: int | None, **options):
+        if connection.vendor == "sqlite":
+            # The embedded shape: a request thread's kept SQLite connection is only a file handle
+            # until garbage collection, and the worker's saves a reconnect per call.
+            keep_worker_connections()
         application = get_default_application()
         worker = JobsWorker(
             application=application,
