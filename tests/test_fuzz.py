@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from jobs import services
+from jobs import dependencies, services
 
 MAX_EXAMPLES = int(os.environ.get("RESILIENT_FUZZ_EXAMPLES", "25"))
 
@@ -41,6 +41,9 @@ def job(token):
     return services.job_submit(kind="noop")[0]
 
 
+BREAKERS = sorted(dependencies.configured())
+
+
 def _is_uuid(value) -> bool:
     try:
         uuid.UUID(str(value))
@@ -60,6 +63,11 @@ def test_api_conforms_to_its_schema(case, token, job):
         # A well-formed id: use a real job, so the 200 and 409 answers are fuzzed too (its status
         # moves between examples: cancel, retry, reprioritise). Malformed ids stay, for the 404s.
         case.path_parameters["id"] = str(job.uuid)
+    name = case.path_parameters.get("name") if case.path_parameters else None
+    if isinstance(name, str) and len(name) % 2 == 0:
+        # Half the breaker names become real ones, so the 200 answers (and the overrides with
+        # fuzzed reasons and TTLs) are fuzzed too; the others stay, for the 404s.
+        case.path_parameters["name"] = BREAKERS[len(name) // 2 % len(BREAKERS)]
     # positive_data_acceptance is left out: rules OpenAPI cannot state here (a kind's payload
     # fields, priority xor emergency, no NUL or lone surrogates in text) answer a documented 400.
     case.call_and_validate(
