@@ -9,7 +9,19 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs import breakers, dependencies, validation
@@ -424,3 +436,14 @@ def breaker_metrics() -> list[dict[str, Any]]:
             "held": view["held"], "failures": row.failures, "transitions": transitions.get(row.name, {}),
         })
     return result
+
+
+def breakers_with_pending(queryset: QuerySet[Breaker] | None = None) -> QuerySet[Breaker]:
+    """Breakers annotated with ``pending``: their dependency's pending jobs (one index-backed
+    count per row, in the same query), for lists that show held jobs."""
+    count = (
+        Job.objects.filter(status=JobStatus.PENDING, dependency=OuterRef("name"))
+        .order_by().values("dependency").annotate(n=Count("*")).values("n")
+    )
+    queryset = Breaker.objects.all() if queryset is None else queryset
+    return queryset.annotate(pending=Coalesce(Subquery(count, output_field=IntegerField()), 0))
