@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from jobs import conf, dependencies, notify, retry, validation
+from jobs import conf, dependencies, logs, notify, retry, validation
 from jobs.exceptions import BreakerNotFound, CircuitOpen, InvalidInput, JobFailure
 from jobs.models import (
     Breaker,
@@ -174,17 +174,20 @@ def claim_gates(*, now: datetime) -> dict[str, tuple[Decision, Breaker]]:
 
 
 WARNING_KINDS = {BreakerEventKind.OPENED, BreakerEventKind.REOPENED, BreakerEventKind.FORCED_OPEN}
+# Scalar details repeated in the log line (the event keeps them all, e.g. the recent errors).
+# (detail -> log field; "level" would clash with the log level.)
+LOGGED_DETAILS = {k: k for k in ("rule", "failures", "threshold", "reset_timeout", "retry_after", "retry_at", "job",
+                                 "ttl_seconds", "expires_at", "automatic_state", "held")} | {"level": "backoff_level"}
 
 
 def _event(name: str, kind: str, *, actor: str, at: datetime, from_state: str = "", to_state: str = "",
            reason: str = "", **details: Any) -> BreakerEvent:
     """Append to the breaker's history; every transition and override also logs one line here."""
     if kind != BreakerEventKind.FAILURE:
-        retry_at = details.get("retry_at") or ""
-        log.log(
-            logging.WARNING if kind in WARNING_KINDS else logging.INFO,
-            "breaker %s %s: %s -> %s by %s (%s)%s", name, kind, from_state or "-", to_state or "-", actor,
-            reason, f" retry_at={retry_at}" if retry_at else "",
+        logs.breaker_transition(
+            name, kind=kind, from_state=from_state or "-", to_state=to_state or "-", actor=actor, reason=reason,
+            level=logging.WARNING if kind in WARNING_KINDS else logging.INFO,
+            **{LOGGED_DETAILS[k]: details[k] for k in LOGGED_DETAILS if details.get(k) is not None},
         )
     return BreakerEvent.objects.create(
         breaker_id=name, kind=kind, actor=actor, at=at, from_state=from_state, to_state=to_state,
@@ -224,6 +227,7 @@ def hold_if_rejecting(*, job: Job, actor: str, now: datetime | None = None) -> b
     retry_at = row.override_expires_at if override else row.retry_at
     JobEvent.objects.create(job=job, kind=EventKind.HELD, actor=actor, at=now, details={
         "dependency": job.dependency, "why": why, "retry_at": retry_at.isoformat() if retry_at else None})
+    logs.job_transition("held", job, why=why, retry_at=retry_at.isoformat() if retry_at else None, actor=actor)
     return True
 
 
