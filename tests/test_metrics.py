@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client import generate_latest
@@ -35,14 +36,15 @@ def parse(text: str) -> dict[str, dict[tuple, float]]:
 
 
 def run_one(*, fail: str | None = None, started_ago: float = 0.0) -> Job:
-    """Submit, claim and finish one job; ``started_ago`` back-dates the claim."""
+    """Submit, claim and finish one job that took exactly ``started_ago`` seconds (the claim is
+    back-dated from the finish, so a slow machine does not move it across a bucket bound)."""
     services.job_submit(kind="noop", max_attempts=1, priority=100)
     job = queue.job_claim_next(worker_id="w")
-    Job.objects.filter(seq=job.seq).update(started_at=job.started_at - timedelta(seconds=started_ago))
     if fail:
         queue.job_fail(job=job, worker_id="w", error=fail, retryable=False)
     else:
         queue.job_succeed(job=job, worker_id="w", result=None)
+    Job.objects.filter(seq=job.seq).update(started_at=F("finished_at") - timedelta(seconds=started_ago))
     return job
 
 
