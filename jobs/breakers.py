@@ -527,6 +527,8 @@ def _set_override(*, name: Any, override: str, actor: str, reason: Any, ttl_seco
     with transaction.atomic():
         row = breaker_row(name)
         before = decide(row, now)
+        previous = override_in_force(row, now)
+        before_state = f"forced {previous}" if previous else row.state
         Breaker.objects.filter(name=name).update(
             override=override, override_reason=reason if override else "",
             override_actor=actor if override else "", override_at=now if override else None,
@@ -539,7 +541,7 @@ def _set_override(*, name: Any, override: str, actor: str, reason: Any, ttl_seco
         held = _after_transition(name, before, after, now=now, actor=actor,
                                  why=why.get(override, f"released by {actor}"), retry_at=expires or row.retry_at)
         _event(name, kind.get(override, BreakerEventKind.RELEASED), actor=actor, at=now,
-               from_state=before.value, to_state=effective_state(row, now), reason=reason,
+               from_state=before_state, to_state=effective_state(row, now), reason=reason,
                ttl_seconds=ttl, expires_at=expires.isoformat() if expires else None,
                automatic_state=row.state, held=held)
     return row

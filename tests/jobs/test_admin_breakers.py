@@ -133,7 +133,7 @@ def test_force_closed_without_duration_then_release(admin_client):
     assert (row.override, row.override_actor, row.state) == ("", "", "open")
     event = BreakerEvent.objects.filter(breaker=row).last()
     assert (event.kind, event.actor, event.from_state, event.to_state) == (
-        BreakerEventKind.RELEASED, "user:operator", "admit", "open")
+        BreakerEventKind.RELEASED, "user:operator", "forced closed", "open")
     assert Breaker.objects.get(name="local").override == "closed"  # not selected: untouched
 
 

@@ -130,6 +130,9 @@ def test_every_breaker_transition_and_override_logs_one_line(caplog):
     forced = records[7]
     assert (forced.reason, forced.ttl_seconds) == ("maintenance", 60.0) and forced.expires_at
     assert "reason=maintenance" in forced.getMessage()
+    # Overrides name the state they left, as callers saw it.
+    assert [(r.from_state, r.to_state) for r in records[7:]] == [
+        ("closed", "open"), ("forced open", "closed"), ("closed", "closed"), ("forced closed", "closed")]
 
 
 def test_a_job_submitted_behind_an_open_breaker_logs_held(caplog):
