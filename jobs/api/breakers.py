@@ -12,6 +12,7 @@ from jobs import breakers, selectors, services
 from jobs.api import permissions, schema
 from jobs.api.pagination import StrictPageNumberPagination
 from jobs.api.views import json_object
+from jobs.exceptions import InvalidInput
 
 OVERRIDE_FIELDS = {"reason", "ttl_seconds"}
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
@@ -119,6 +120,10 @@ class _OverrideView(APIView):
                    responses={200: BreakerSerializer, **schema.errors(*schema.WRITE, 403, 404)})
     def post(self, request, name: str):
         data = json_object(request.data, allowed=OVERRIDE_FIELDS)
+        for field, value in data.items():
+            # As for jobs: the schema marks no field nullable; leave it out for "none".
+            if value is None:
+                raise InvalidInput(field, "may not be null; leave the field out instead")
         self.service(name=name, actor=services.actor_name(request.user), **data)
         return Response(_summary(name))
 
