@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from jobs import conf, dependencies, notify, retry, validation
+from jobs import conf, dependencies, logs, notify, retry, validation
 from jobs.exceptions import BreakerNotFound, CircuitOpen, InvalidInput, JobFailure
 from jobs.models import (
     Breaker,
@@ -174,6 +174,10 @@ def claim_gates(*, now: datetime) -> dict[str, tuple[Decision, Breaker]]:
 
 
 WARNING_KINDS = {BreakerEventKind.OPENED, BreakerEventKind.REOPENED, BreakerEventKind.FORCED_OPEN}
+# Scalar details repeated in the log line (the event keeps them all, e.g. the recent errors).
+# (detail -> log field; "level" would clash with the log level.)
+LOGGED_DETAILS = {k: k for k in ("rule", "failures", "threshold", "reset_timeout", "retry_after", "retry_at", "job",
+                                 "ttl_seconds", "expires_at", "automatic_state", "held")} | {"level": "backoff_level"}
 
 
 def _event(name: str, kind: str, *, actor: str, at: datetime, from_state: str = "", to_state: str = "",
@@ -184,11 +188,10 @@ def _event(name: str, kind: str, *, actor: str, at: datetime, from_state: str = 
     so each also sends the dashboards their after-commit hint (dropped if the write rolls back)."""
     notify.dashboard_changed_on_commit()
     if kind != BreakerEventKind.FAILURE:
-        retry_at = details.get("retry_at") or ""
-        log.log(
-            logging.WARNING if kind in WARNING_KINDS else logging.INFO,
-            "breaker %s %s: %s -> %s by %s (%s)%s", name, kind, from_state or "-", to_state or "-", actor,
-            reason, f" retry_at={retry_at}" if retry_at else "",
+        logs.breaker_transition(
+            name, kind=kind, from_state=from_state or "-", to_state=to_state or "-", actor=actor, reason=reason,
+            level=logging.WARNING if kind in WARNING_KINDS else logging.INFO,
+            **{LOGGED_DETAILS[k]: details[k] for k in LOGGED_DETAILS if details.get(k) is not None},
         )
     return BreakerEvent.objects.create(
         breaker_id=name, kind=kind, actor=actor, at=at, from_state=from_state, to_state=to_state,
@@ -228,6 +231,7 @@ def hold_if_rejecting(*, job: Job, actor: str, now: datetime | None = None) -> b
     retry_at = row.override_expires_at if override else row.retry_at
     JobEvent.objects.create(job=job, kind=EventKind.HELD, actor=actor, at=now, details={
         "dependency": job.dependency, "why": why, "retry_at": retry_at.isoformat() if retry_at else None})
+    logs.job_transition("held", job, why=why, retry_at=retry_at.isoformat() if retry_at else None, actor=actor)
     return True
 
 
@@ -527,6 +531,8 @@ def _set_override(*, name: Any, override: str, actor: str, reason: Any, ttl_seco
     with transaction.atomic():
         row = breaker_row(name)
         before = decide(row, now)
+        previous = override_in_force(row, now)
+        before_state = f"forced {previous}" if previous else row.state
         Breaker.objects.filter(name=name).update(
             override=override, override_reason=reason if override else "",
             override_actor=actor if override else "", override_at=now if override else None,
@@ -539,7 +545,7 @@ def _set_override(*, name: Any, override: str, actor: str, reason: Any, ttl_seco
         held = _after_transition(name, before, after, now=now, actor=actor,
                                  why=why.get(override, f"released by {actor}"), retry_at=expires or row.retry_at)
         _event(name, kind.get(override, BreakerEventKind.RELEASED), actor=actor, at=now,
-               from_state=before.value, to_state=effective_state(row, now), reason=reason,
+               from_state=before_state, to_state=effective_state(row, now), reason=reason,
                ttl_seconds=ttl, expires_at=expires.isoformat() if expires else None,
                automatic_state=row.state, held=held)
     return row

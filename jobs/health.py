@@ -9,13 +9,14 @@ part with a 503: take the node out of rotation, don't restart it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
 from django.utils import timezone
@@ -23,6 +24,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from jobs import conf, selectors
+
+log = logging.getLogger(__name__)
 
 
 class CheckFailed(Exception):
@@ -95,6 +98,10 @@ def _run(check: Callable[[], str]) -> dict:
         return {"ok": True, "detail": check()}
     except CheckFailed as exc:
         return {"ok": False, "detail": str(exc)}
+    except DatabaseError as exc:
+        # E.g. the worker table of a database not migrated yet: not ready, and say so (never a 500).
+        log.warning("readyz: %s check failed", check.__name__, exc_info=True)
+        return {"ok": False, "detail": f"query failed ({type(exc).__name__}; see the log)"}
 
 
 def readiness() -> dict:

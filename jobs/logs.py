@@ -63,8 +63,13 @@ def job_transition(event: str, job: Any, *, attempt: int | None = None, level: i
 
 
 def breaker_transition(
-    dependency: str, *, from_state: str, to_state: str, actor: str, reason: str = "", level: int = logging.WARNING, **fields: Any
+    dependency: str, *, from_state: str, to_state: str, actor: str, reason: str = "", kind: str = "",
+    level: int = logging.WARNING, **fields: Any,
 ) -> None:
-    """Log one breaker transition or override (the breakers module calls this)."""
+    """Log one breaker transition or override (``jobs.breakers`` calls this with the event's
+    ``kind``: opened, half_opened, reopened, closed, forced_open, released, ...)."""
     data = {"dependency": dependency, "from_state": from_state, "to_state": to_state, "actor": actor, "reason": reason or None, **fields}
-    breaker_log.log(level, "breaker %s %s", to_state, _text(data), extra={"event": "breaker.transition", **data})
+    breaker_log.log(
+        level, "breaker %s %s", kind or to_state, _text(data),
+        extra={"event": f"breaker.{kind}" if kind else "breaker.transition", **({"kind": kind} if kind else {}), **data},
+    )

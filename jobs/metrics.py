@@ -22,7 +22,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.metrics_core import GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeHistogramMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+)
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -52,11 +57,73 @@ def submission_rejected(*, reason: str) -> None:
     SUBMISSIONS_REJECTED.labels(reason=reason if reason in REJECTION_REASONS else "other").inc()
 
 
-# Breakers plug in here: a callable returning metric families, read at scrape time like the rest.
-# Planned (issue 4 branch): resilient_breaker_state{dependency,state} (one gauge per state, 1 for
-# the current one), resilient_breaker_transitions_total{dependency,to_state} from BreakerEvent,
-# resilient_jobs_held{dependency} (pending jobs behind a breaker that admits no call).
+# Other parts plug in here: a callable returning metric families, read at scrape time like the
+# rest (inside the collector's try, so a database failure reads resilient_database_up 0).
 EXTRA_FAMILIES: list[Callable[[], Iterable[Metric]]] = []
+
+BREAKER_STATES = ("closed", "open", "half-open")
+BREAKER_OVERRIDES = ("open", "closed")
+
+
+def breaker_families() -> Iterable[Metric]:
+    """Every breaker's state, override, counters, transitions and held jobs (3 small queries)."""
+    snapshot = selectors.breaker_metrics()
+    state = GaugeMetricFamily(
+        "resilient_breaker_state",
+        "Circuit breaker state as callers get it (an override wins): 1 for the current state, 0 "
+        "for the others.",
+        labels=["dependency", "state"],
+    )
+    automatic = GaugeMetricFamily(
+        "resilient_breaker_automatic_state",
+        "The automatic (shadow) state: what the breaker would be without an override. Equals "
+        "resilient_breaker_state when not overridden.",
+        labels=["dependency", "state"],
+    )
+    override = GaugeMetricFamily(
+        "resilient_breaker_override",
+        "1 while an operator override of that kind (open = forced open, closed = forced closed) "
+        "is in force, else 0.",
+        labels=["dependency", "override"],
+    )
+    failures = GaugeMetricFamily(
+        "resilient_breaker_failures",
+        "Consecutive counted failures (reset by a success); the breaker opens at "
+        "resilient_breaker_failure_threshold.",
+        labels=["dependency"],
+    )
+    threshold = GaugeMetricFamily(
+        "resilient_breaker_failure_threshold", "Consecutive failures that open the breaker.",
+        labels=["dependency"],
+    )
+    held = GaugeMetricFamily(
+        "resilient_jobs_held",
+        "Pending jobs held back because their breaker admits no call now (open, half-open with a "
+        "trial running, forced open); 0 while it admits.",
+        labels=["dependency"],
+    )
+    transitions = CounterMetricFamily(
+        "resilient_breaker_transitions",
+        "Breaker transitions and overrides so far, by BreakerEvent kind (opened, half_opened, "
+        "reopened, closed, trial_abandoned, forced_open, forced_closed, released, override_expired).",
+        labels=["dependency", "kind"],
+    )
+    for b in snapshot:
+        name = b["dependency"]
+        for value in BREAKER_STATES:
+            state.add_metric([name, value], 1 if b["state"] == value else 0)
+            automatic.add_metric([name, value], 1 if b["shadow_state"] == value else 0)
+        for value in BREAKER_OVERRIDES:
+            override.add_metric([name, value], 1 if b["override"] == value else 0)
+        failures.add_metric([name], b["failures"])
+        threshold.add_metric([name], b["threshold"])
+        held.add_metric([name], b["held"])
+        for kind in selectors.TRANSITION_KINDS:
+            transitions.add_metric([name, kind], b["transitions"].get(kind, 0))
+    return [state, automatic, override, failures, threshold, held, transitions]
+
+
+EXTRA_FAMILIES.append(breaker_families)
 
 
 class DatabaseCollector(Collector):

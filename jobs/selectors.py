@@ -9,7 +9,19 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs import breakers, dependencies, validation
@@ -437,25 +449,47 @@ def circuit_status(*, name: str = dependencies.DEFAULT) -> dict[str, Any]:
     return {**view, "status": view["state"], "state": text}
 
 
-def breaker_metrics() -> list[dict[str, Any]]:
-    """Per breaker, for Prometheus: effective and automatic state, held jobs, transitions by kind.
+TRANSITION_KINDS = tuple(k for k in BreakerEventKind.values if k != BreakerEventKind.FAILURE)
 
-    Three small queries whatever the history size is not: transitions are counted over the
-    BreakerEvent index (breaker, kind)."""
+
+def breaker_metrics() -> list[dict[str, Any]]:
+    """Per breaker, for Prometheus: effective and automatic state, override, held jobs, failures,
+    transitions by kind.
+
+    Three small queries, whatever the size of the history: transitions are counted with
+    ``breaker IN (...) AND kind IN (...)`` on the BreakerEvent index (breaker, kind, -id), so the
+    (many) counted-failure rows are never read. A configured dependency without a row yet (fresh
+    database) reports closed, as its breaker would be."""
     now = timezone.now()
     counts = pending_by_dependency()
+    rows = {row.name: row for row in Breaker.objects.order_by("name")}
+    for name in dependencies.configured():
+        rows.setdefault(name, Breaker(name=name, updated_at=now))
     transitions: dict[str, dict[str, int]] = {}
-    rows = (
-        BreakerEvent.objects.exclude(kind=BreakerEventKind.FAILURE)
-        .values("breaker_id", "kind").annotate(n=Count("id")).order_by()
+    events = (
+        BreakerEvent.objects.filter(breaker_id__in=sorted(rows), kind__in=TRANSITION_KINDS)
+        .values("breaker_id", "kind").annotate(n=Count("*")).order_by()
     )
-    for row in rows:
-        transitions.setdefault(row["breaker_id"], {})[row["kind"]] = row["n"]
+    for event in events:
+        transitions.setdefault(event["breaker_id"], {})[event["kind"]] = event["n"]
     result = []
-    for row in Breaker.objects.order_by("name"):
+    for name, row in sorted(rows.items()):
         view = breaker_view(row, now=now, held_counts=counts)
         result.append({
-            "dependency": row.name, "state": view["state"], "shadow_state": view["shadow_state"],
-            "held": view["held"], "failures": row.failures, "transitions": transitions.get(row.name, {}),
+            "dependency": name, "state": view["state"], "shadow_state": view["shadow_state"],
+            "override": view["override"]["state"] if view["override"] else "",
+            "held": view["held"], "failures": row.failures, "threshold": view["threshold"],
+            "transitions": transitions.get(name, {}),
         })
     return result
+
+
+def breakers_with_pending(queryset: QuerySet[Breaker] | None = None) -> QuerySet[Breaker]:
+    """Breakers annotated with ``pending``: their dependency's pending jobs (one index-backed
+    count per row, in the same query), for lists that show held jobs."""
+    count = (
+        Job.objects.filter(status=JobStatus.PENDING, dependency=OuterRef("name"))
+        .order_by().values("dependency").annotate(n=Count("*")).values("n")
+    )
+    queryset = Breaker.objects.all() if queryset is None else queryset
+    return queryset.annotate(pending=Coalesce(Subquery(count, output_field=IntegerField()), 0))

@@ -238,6 +238,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name per choice set (job status, breaker state, override), else drf-spectacular invents
+    # hashed names and warns (W001, which fails `check --deploy --fail-level WARNING`).
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.models.JobStatus",
+        "BreakerStateEnum": ["closed", "open", "half-open"],
+        "BreakerOverrideStateEnum": ["open", "closed"],
+        "SubmissionRefusedCodeEnum": ["CIRCUIT_OPEN", "VALIDATION_ERROR"],
+    },
 }
 
 # --- Resilient --------------------------------------------------------------------------------

@@ -150,6 +150,21 @@ def test_readyz_names_the_database_when_it_is_down():
     assert report["checks"]["channel_layer"]["ok"] is True
 
 
+def test_readyz_on_a_database_never_migrated_is_503_not_500(tmp_path):
+    """The worker table does not exist yet: the worker check fails with a message, no 500."""
+    env = subproc.env(DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}", LOG_LEVEL="CRITICAL")
+    env.pop("REDIS_URL", None)
+    done = subproc.run_python(READYZ, environ=env)
+    assert done.returncode == 0, done.stderr
+    status, body = done.stdout.splitlines()[-2:]
+    report = json.loads(body)
+    assert status == "503"
+    assert report["checks"]["database"]["ok"] is True
+    assert report["checks"]["migrations"]["ok"] is False
+    assert "unapplied migration(s)" in report["checks"]["migrations"]["detail"]
+    assert report["checks"]["worker"] == {"ok": False, "detail": "query failed (OperationalError; see the log)"}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_readyz_names_the_channel_layer_when_redis_is_down():
     beat()

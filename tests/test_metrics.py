@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
-from jobs import metrics, queue, selectors, services, workers
-from jobs.models import Job, JobStatus
+from jobs import breakers, dependencies, metrics, queue, selectors, services, workers
+from jobs.breakers import Outcome
+from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
 from tests import subproc
 from tests.test_health import closed_port
 
@@ -34,14 +36,15 @@ def parse(text: str) -> dict[str, dict[tuple, float]]:
 
 
 def run_one(*, fail: str | None = None, started_ago: float = 0.0) -> Job:
-    """Submit, claim and finish one job; ``started_ago`` back-dates the claim."""
+    """Submit, claim and finish one job that took exactly ``started_ago`` seconds (the claim is
+    back-dated from the finish, so a slow machine does not move it across a bucket bound)."""
     services.job_submit(kind="noop", max_attempts=1, priority=100)
     job = queue.job_claim_next(worker_id="w")
-    Job.objects.filter(seq=job.seq).update(started_at=job.started_at - timedelta(seconds=started_ago))
     if fail:
         queue.job_fail(job=job, worker_id="w", error=fail, retryable=False)
     else:
         queue.job_succeed(job=job, worker_id="w", result=None)
+    Job.objects.filter(seq=job.seq).update(started_at=F("finished_at") - timedelta(seconds=started_ago))
     return job
 
 
@@ -196,3 +199,78 @@ def test_rejection_reasons_are_a_closed_set():
     metrics.submission_rejected(reason="something-new")
     assert metrics.SUBMISSIONS_REJECTED.labels(reason="other")._value.get() == before + 1
     assert "something-new" not in generate_latest(metrics.registry()).decode()
+
+
+def breaker_gauges(m: dict, family: str, dependency: str, label: str = "state") -> dict[str, float]:
+    return {dict(k)[label]: v for k, v in m[family].items() if dict(k)["dependency"] == dependency}
+
+
+@pytest.mark.django_db
+def test_breaker_metrics_match_the_breakers(client):
+    for i in range(3):  # default trips: open, with two of its jobs held
+        breakers.breaker_record(name="default", outcome=Outcome.FAILURE, error=f"HTTP 503 #{i}")
+    for _ in range(2):
+        services.job_submit(kind="http", payload={"url": "http://127.0.0.1:1/"})
+    services.job_submit(kind="noop")
+    breakers.breaker_force_open(name="local", actor="user:ops", reason="maintenance", ttl_seconds=600)
+    breakers.breaker_record(name="validation", outcome=Outcome.FAILURE, error="timeout")
+    breakers.breaker_force_closed(name="validation", actor="user:ops", reason="false alarm")
+
+    m = scrape(client)
+    states = ("closed", "open", "half-open")
+    assert breaker_gauges(m, "resilient_breaker_state", "default") == {"closed": 0, "open": 1, "half-open": 0}
+    assert breaker_gauges(m, "resilient_breaker_state", "local") == {"closed": 0, "open": 1, "half-open": 0}
+    assert breaker_gauges(m, "resilient_breaker_automatic_state", "local") == {"closed": 1, "open": 0, "half-open": 0}
+    assert breaker_gauges(m, "resilient_breaker_state", "validation") == {"closed": 1, "open": 0, "half-open": 0}
+    for name in dependencies.configured():  # exactly one state per breaker
+        assert sum(breaker_gauges(m, "resilient_breaker_state", name).values()) == 1
+        assert set(breaker_gauges(m, "resilient_breaker_state", name)) == set(states)
+    assert breaker_gauges(m, "resilient_breaker_override", "default", "override") == {"open": 0, "closed": 0}
+    assert breaker_gauges(m, "resilient_breaker_override", "local", "override") == {"open": 1, "closed": 0}
+    assert breaker_gauges(m, "resilient_breaker_override", "validation", "override") == {"open": 0, "closed": 1}
+    assert m["resilient_breaker_failures"][key(dependency="default")] == 3
+    assert m["resilient_breaker_failures"][key(dependency="validation")] == 1
+    assert m["resilient_breaker_failure_threshold"][key(dependency="default")] == 3
+    assert m["resilient_jobs_held"] == {
+        key(dependency=name): {"default": 2, "local": 1}.get(name, 0) for name in dependencies.configured()
+    }
+    transitions = m["resilient_breaker_transitions_total"]
+    assert transitions[key(dependency="default", kind="opened")] == 1
+    assert transitions[key(dependency="default", kind="forced_open")] == 0
+    assert transitions[key(dependency="local", kind="forced_open")] == 1
+    assert transitions[key(dependency="validation", kind="forced_closed")] == 1
+    expected = BreakerEvent.objects.exclude(kind=BreakerEventKind.FAILURE).count()
+    assert sum(transitions.values()) == expected == 3
+
+    breakers.breaker_release(name="local", actor="user:ops")
+    m = scrape(client)
+    assert breaker_gauges(m, "resilient_breaker_state", "local") == {"closed": 1, "open": 0, "half-open": 0}
+    assert m["resilient_jobs_held"][key(dependency="local")] == 0
+    assert m["resilient_breaker_transitions_total"][key(dependency="local", kind="released")] == 1
+
+
+@pytest.mark.django_db
+def test_breaker_metrics_on_a_fresh_database_report_every_breaker_closed(client):
+    Breaker.objects.all().delete()
+    m = scrape(client)
+    for name in dependencies.configured():
+        assert breaker_gauges(m, "resilient_breaker_state", name) == {"closed": 1, "open": 0, "half-open": 0}
+    assert not Breaker.objects.exists()  # a scrape only reads
+
+
+TRIPPER = """
+from jobs import breakers
+for i in range(3):
+    breakers.breaker_record(name="default", outcome=breakers.Outcome.FAILURE, error="refused")
+print("ok")
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_breaker_tripped_by_another_process_shows_in_the_scrape(client):
+    assert breaker_gauges(scrape(client), "resilient_breaker_state", "default")["closed"] == 1
+    done = subproc.run_python(TRIPPER)
+    assert done.returncode == 0, done.stderr
+    m = scrape(client)
+    assert breaker_gauges(m, "resilient_breaker_state", "default") == {"closed": 0, "open": 1, "half-open": 0}
+    assert m["resilient_breaker_transitions_total"][key(dependency="default", kind="opened")] == 1

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import breakers, selectors, services
-from jobs.api import permissions
+from jobs.api import permissions, schema
+from jobs.api.pagination import StrictPageNumberPagination
 from jobs.api.views import json_object
+from jobs.exceptions import InvalidInput
 
 OVERRIDE_FIELDS = {"reason", "ttl_seconds"}
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
@@ -93,9 +94,9 @@ class CircuitSerializer(BreakerSerializer):
 class BreakerListView(APIView):
     permission_classes = [IsAuthenticated]
 
-    pagination_class = PageNumberPagination
+    pagination_class = StrictPageNumberPagination
 
-    @extend_schema(responses=BreakerSerializer(many=True), summary="Every breaker")
+    @extend_schema(responses={200: BreakerSerializer(many=True), **schema.errors(404)}, summary="Every breaker")
     def get(self, request):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.breaker_list(), request, view=self)
@@ -105,7 +106,8 @@ class BreakerListView(APIView):
 class BreakerDetailView(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=BreakerDetailSerializer, summary="One breaker with its recent events")
+    @extend_schema(responses={200: BreakerDetailSerializer, **schema.errors(404)},
+                   summary="One breaker with its recent events")
     def get(self, request, name: str):
         return Response(selectors.breaker_detail(name=name))
 
@@ -114,9 +116,14 @@ class _OverrideView(APIView):
     permission_classes = [permissions.operator("jobs.override_breaker")]
     service = None
 
-    @extend_schema(request=OverrideRequestSerializer, responses=BreakerSerializer)
+    @extend_schema(request=OverrideRequestSerializer,
+                   responses={200: BreakerSerializer, **schema.errors(*schema.WRITE, 403, 404)})
     def post(self, request, name: str):
         data = json_object(request.data, allowed=OVERRIDE_FIELDS)
+        for field, value in data.items():
+            # As for jobs: the schema marks no field nullable; leave it out for "none".
+            if value is None:
+                raise InvalidInput(field, "may not be null; leave the field out instead")
         self.service(name=name, actor=services.actor_name(request.user), **data)
         return Response(_summary(name))
 
@@ -145,6 +152,7 @@ class CircuitView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses=CircuitSerializer, summary="The default breaker, the write-up's way")
+    @extend_schema(responses={200: CircuitSerializer, **schema.errors()},
+                   summary="The default breaker, the write-up's way")
     def get(self, request):
         return Response(selectors.circuit_status())

@@ -26,7 +26,7 @@ class WriteUpJobView(APIView):
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
-        responses={200: JobSerializer, **schema.errors(*schema.WRITE, 429)},
+        responses={200: JobSerializer, **schema.errors(*schema.SUBMIT)},
         summary="Submit a job the write-up's way",
     )
     def post(self, request):

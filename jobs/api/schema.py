@@ -5,28 +5,35 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 
-from jobs.api.serializers import ErrorSerializer
+from jobs.api.serializers import ErrorSerializer, SubmissionRefusedSerializer
 
 DESCRIPTIONS = {
     400: "Invalid input: `{field: [message]}` naming the field, or `{detail, code}` for a malformed body.",
     401: "Not signed in (token or session).",
     403: "Signed in but not allowed: operator actions need staff and the action's permission; "
     "session writes need the CSRF token.",
-    404: "No such job (or page).",
+    404: "No such job or breaker (or page).",
     409: "Illegal transition for the job's current status (given in `status`).",
     413: "Request body larger than RESILIENT_MAX_BODY_BYTES.",
     415: "Only application/json bodies are accepted.",
     429: "Too many submissions (RESILIENT_SUBMIT_RATE); retry after Retry-After seconds.",
+    502: "`VALIDATION_ERROR`: the submission-time validation call (VALIDATION_URL) failed, timed out "
+    "or refused the job; nothing was stored.",
+    503: "`CIRCUIT_OPEN`: the `validation` breaker rejects calls (VALIDATION_URL set); nothing was "
+    "stored; retry after Retry-After seconds.",
 }
+
+BODIES = {400: OpenApiTypes.OBJECT, 502: SubmissionRefusedSerializer, 503: SubmissionRefusedSerializer}
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """``{status: OpenApiResponse}`` for the given error statuses (401 is always included)."""
     out = {}
     for code in sorted({401, *codes}):
-        body = OpenApiTypes.OBJECT if code == 400 else ErrorSerializer
-        out[code] = OpenApiResponse(response=body, description=DESCRIPTIONS[code])
+        out[code] = OpenApiResponse(response=BODIES.get(code, ErrorSerializer), description=DESCRIPTIONS[code])
     return out
 
 
 WRITE = (400, 413, 415)
+# Submissions: input errors, throttling, and the submission-time validation's refusals.
+SUBMIT = (*WRITE, 429, 502, 503)

@@ -95,3 +95,11 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField(help_text="Machine-readable: not_found, illegal_transition, throttled, ...")
     status = serializers.CharField(required=False, help_text="409 only: the job's current status.")
+
+
+class SubmissionRefusedSerializer(serializers.Serializer):
+    """503 CIRCUIT_OPEN / 502 VALIDATION_ERROR: the write-up's shape, plus ``detail`` like every error."""
+
+    code = serializers.ChoiceField(choices=["CIRCUIT_OPEN", "VALIDATION_ERROR"])
+    error = serializers.CharField()
+    detail = serializers.CharField()

@@ -85,7 +85,7 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request=JobSubmitSerializer,
-        responses={201: JobSerializer, 200: JobSerializer, **schema.errors(*schema.WRITE, 429)},
+        responses={201: JobSerializer, 200: JobSerializer, **schema.errors(*schema.SUBMIT)},
     )
     def create(self, request):
         data = json_object(request.data, allowed=SUBMIT_FIELDS)

@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import logs, queue, services
-from jobs.models import Job
+from jobs import breakers, logs, queue, services
+from jobs.breakers import Outcome
+from jobs.models import BreakerEvent, BreakerEventKind, Job
 from tests import subproc
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +84,63 @@ def test_breaker_transitions_have_a_logging_hook(caplog):
     (record,) = [r for r in caplog.records if r.name == "resilient.breakers"]
     assert record.event == "breaker.transition" and record.to_state == "open" and record.failures == 3
     assert record.getMessage() == "breaker open dependency=default from_state=closed to_state=open actor=worker:1 failures=3"
+
+
+def test_every_breaker_transition_and_override_logs_one_line(caplog):
+    """Driven through jobs.breakers' services (clock injected): one line per BreakerEvent that is
+    not a counted failure, with its kind, states, actor, reason and the scalar details."""
+    caplog.set_level(logging.INFO, logger="resilient.breakers")
+    t0 = timezone.now()
+    for i in range(3):
+        breakers.breaker_record(name="default", outcome=Outcome.FAILURE, error=f"HTTP 503 #{i}", actor="w1", now=t0)
+    trial = breakers.breaker_admit(name="default", owner="w1", now=t0 + timedelta(seconds=31))
+    breakers.breaker_record(name="default", outcome=Outcome.FAILURE, admission=trial, actor="w1",
+                            now=t0 + timedelta(seconds=32))
+    trial = breakers.breaker_admit(name="default", owner="w2", now=t0 + timedelta(seconds=200))
+    breakers.breaker_record(name="default", outcome=Outcome.NEUTRAL, admission=trial, actor="w2",
+                            now=t0 + timedelta(seconds=201))
+    trial = breakers.breaker_admit(name="default", owner="w2", now=t0 + timedelta(seconds=202))
+    breakers.breaker_record(name="default", outcome=Outcome.SUCCESS, admission=trial, actor="w2",
+                            now=t0 + timedelta(seconds=203))
+    breakers.breaker_force_open(name="default", actor="user:ops", reason="maintenance", ttl_seconds=60)
+    breakers.breaker_release(name="default", actor="user:ops", reason="done")
+    t1 = timezone.now()
+    breakers.breaker_force_closed(name="default", actor="user:ops", reason="false alarm", ttl_seconds=10, now=t1)
+    assert breakers.breakers_expire_overrides(now=t1 + timedelta(seconds=11)) == 1
+
+    records = [r for r in caplog.records if r.name == "resilient.breakers"]
+    expected = list(
+        BreakerEvent.objects.filter(breaker_id="default").exclude(kind=BreakerEventKind.FAILURE)
+        .order_by("id").values_list("kind", "actor", "from_state", "to_state")
+    )
+    assert [r.kind for r in records] == [kind for kind, *_ in expected] == [
+        "opened", "half_opened", "reopened", "half_opened", "trial_abandoned", "half_opened", "closed",
+        "forced_open", "released", "forced_closed", "override_expired",
+    ]
+    for record, (kind, actor, from_state, to_state) in zip(records, expected, strict=True):
+        assert record.event == f"breaker.{kind}" and record.dependency == "default"
+        assert (record.actor, record.from_state, record.to_state) == (actor, from_state or "-", to_state or "-")
+        assert record.getMessage().startswith(f"breaker {kind} dependency=default ")
+        warning = kind in {"opened", "reopened", "forced_open"}
+        assert record.levelno == (logging.WARNING if warning else logging.INFO), kind
+    opened = records[0]
+    assert (opened.failures, opened.threshold, opened.rule) == (3, 3, "failure_threshold")
+    assert opened.retry_at and "recent_errors" not in vars(opened)
+    assert records[2].backoff_level == 1  # reopened: the backoff exponent
+    forced = records[7]
+    assert (forced.reason, forced.ttl_seconds) == ("maintenance", 60.0) and forced.expires_at
+    assert "reason=maintenance" in forced.getMessage()
+    # Overrides name the state they left, as callers saw it.
+    assert [(r.from_state, r.to_state) for r in records[7:]] == [
+        ("closed", "open"), ("forced open", "closed"), ("closed", "closed"), ("forced closed", "closed")]
+
+
+def test_a_job_submitted_behind_an_open_breaker_logs_held(caplog):
+    caplog.set_level(logging.INFO, logger="resilient.jobs")
+    breakers.breaker_force_open(name="default", actor="user:ops", reason="maintenance")
+    job, _ = services.job_submit(kind="http", payload={"url": "http://127.0.0.1:1/"})
+    (held,) = [r for r in transitions(caplog) if r.event == "job.held"]
+    assert held.job == job.short_id and held.dependency == "default" and held.why == "breaker forced open"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -223,3 +223,12 @@ def test_metrics_snapshot_for_prometheus():
     assert (default["state"], default["shadow_state"], default["failures"]) == ("closed", "open", 3)
     assert default["transitions"] == {"opened": 1, "forced_closed": 1}
     assert by_name["local"]["transitions"] == {}
+
+
+@pytest.mark.parametrize("field", ["reason", "ttl_seconds"])
+@pytest.mark.parametrize("action", ["force-open", "force-closed", "release"])
+def test_null_override_fields_are_400_naming_the_field(operator_api, action, field):
+    """Found by the fuzz test: the schema marks neither field nullable, so null is refused."""
+    response = operator_api.post(f"/api/breakers/default/{action}/", {field: None}, format="json")
+    assert response.status_code == 400 and field in response.json()
+    assert not BreakerEvent.objects.exists()
