@@ -13,12 +13,15 @@ from pathlib import Path
 
 from bench import procs, report
 
-# name -> module with ``run(quick: bool) -> list[report.Row]``; in the order they run.
+# name -> module with ``run(quick: bool)`` returning ``list[report.Row]`` (or a nested dict of
+# numbers, flattened into one row per leaf); in the order they run.
 BENCHMARKS = {
     "api": "bench.api",
     "claim": "bench.claim",
     "drain": "bench.drain",
     "wakeup": "bench.wakeup",
+    "breakers": "bench.breakers",
+    "dashboard": "bench.dashboard",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 module = importlib.import_module(BENCHMARKS[name])
                 new = module.run(quick=args.quick)
+                if isinstance(new, dict):
+                    new = report.rows_from_dict(name, new)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others

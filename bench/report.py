@@ -27,6 +27,22 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
+def rows_from_dict(bench: str, results: dict, prefix: str = "") -> list[Row]:
+    """One row per numeric leaf of a benchmark's nested result dict (case = the key path)."""
+    rows: list[Row] = []
+    for key, value in results.items():
+        case = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += rows_from_dict(bench, value, prefix=f"{case} / ")
+        elif isinstance(value, bool) or value is None:
+            rows.append(Row(bench=bench, case=case, note=str(value)))
+        elif isinstance(value, int | float):
+            rows.append(Row(bench=bench, case=case, value=float(value)))
+        else:
+            rows.append(Row(bench=bench, case=case, note=str(value)[:200]))
+    return rows
+
+
 def skipped(bench: str, case: str, reason: str) -> Row:
     return Row(bench=bench, case=case, status="skipped", note=reason)
 
