@@ -77,7 +77,7 @@ class BreakerDetailSerializer(BreakerSerializer):
 
 
 class OverrideRequestSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, max_length=breakers.MAX_REASON_CHARS)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=breakers.MAX_REASON_CHARS)
     ttl_seconds = serializers.FloatField(
         required=False, min_value=0, max_value=breakers.MAX_TTL_SECONDS,
         help_text="Lift the override by itself after this many seconds (not for release).",

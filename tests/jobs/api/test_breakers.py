@@ -232,3 +232,8 @@ def test_null_override_fields_are_400_naming_the_field(operator_api, action, fie
     response = operator_api.post(f"/api/breakers/default/{action}/", {field: None}, format="json")
     assert response.status_code == 400 and field in response.json()
     assert not BreakerEvent.objects.exists()
+
+
+def test_a_blank_reason_is_no_reason(operator_api):
+    response = operator_api.post("/api/breakers/default/force-open/", {"reason": ""}, format="json")
+    assert response.status_code == 200 and response.json()["override"]["reason"] == ""
