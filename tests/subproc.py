@@ -8,19 +8,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from django.conf import settings
+from tests.processes import database_url
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    """A DATABASE_URL for the database this test runs on (pytest-django's test database)."""
-    db = settings.DATABASES["default"]
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
 def env(**extra: str) -> dict[str, str]:
