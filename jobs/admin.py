@@ -53,6 +53,20 @@ ALL = "all"
 INLINE_EVENTS = 50
 
 
+class ReadOnly:
+    """Admin (or inline) that shows but never adds, edits or deletes: every change goes through
+    the service layer (actions), so it is audited and shows up live on the dashboard."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class StatusFilter(admin.SimpleListFilter):
     """Status, defaulting to pending (the queue); "all" lists every status."""
 
@@ -133,7 +147,7 @@ class PriorityForm(forms.Form):
     )
 
 
-class JobEventInline(admin.TabularInline):
+class JobEventInline(ReadOnly, admin.TabularInline):
     model = JobEvent
     fields = ["at", "kind", "actor", "details"]
     readonly_fields = fields
@@ -141,21 +155,12 @@ class JobEventInline(admin.TabularInline):
     can_delete = False
     show_change_link = False
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("jobs.view_job")
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["short_id_display", "kind", "dependency", "priority", "status", "attempts_display", "age", "last_error_display"]
     list_display_links = ["short_id_display"]
     list_filter = [StatusFilter, KindFilter, DependencyFilter, PriorityBandFilter]
@@ -215,16 +220,7 @@ class JobAdmin(admin.ModelAdmin):
             return queryset.filter(Q(uuid__gte=low, uuid__lte=high) | by_key), False
         return queryset.filter(by_key | Q(last_error__icontains=term)), False
 
-    # --- permissions: read-only, no add, no delete ----------------------------------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # --- permissions: read-only (ReadOnly); each action has its own ------------------------
 
     def has_cancel_permission(self, request) -> bool:
         return request.user.has_perm("jobs.cancel_job")
@@ -313,7 +309,7 @@ def action_form_page(
 
 
 @admin.register(JobEvent)
-class JobEventAdmin(admin.ModelAdmin):
+class JobEventAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["at", "job_link", "kind", "actor", "details_display"]
     list_filter = ["kind"]
     search_fields = ["actor"]
@@ -340,15 +336,6 @@ class JobEventAdmin(admin.ModelAdmin):
             return queryset.filter(job__uuid=uuid.UUID(search_term.strip())), False
         except ValueError:
             return super().get_search_results(request, queryset, search_term)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(WorkerHeartbeat)
@@ -383,7 +370,7 @@ class OverrideForm(forms.Form):
     )
 
 
-class BreakerEventInline(admin.TabularInline):
+class BreakerEventInline(ReadOnly, admin.TabularInline):
     """The breaker's last transitions, overrides and counted failures, newest first, read-only."""
 
     model = BreakerEvent
@@ -407,18 +394,9 @@ class BreakerEventInline(admin.TabularInline):
         )
         return queryset.filter(id__gte=oldest[0]) if oldest else queryset
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Breaker)
-class BreakerAdmin(admin.ModelAdmin):
+class BreakerAdmin(ReadOnly, admin.ModelAdmin):
     """Read-only: state and override change only through ``jobs.breakers``' services (audited)."""
 
     list_display = ["name", "state_display", "shadow_display", "override_display", "failures_display",
@@ -485,16 +463,7 @@ class BreakerAdmin(admin.ModelAdmin):
             ((e["at"], e["job"] or "—", Truncator(e["error"]).chars(200)) for e in errors),
         )
 
-    # --- permissions: read-only, no add, no delete ----------------------------------------
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # --- permissions: read-only (ReadOnly); each action has its own ------------------------
 
     def has_override_permission(self, request) -> bool:
         return request.user.has_perm("jobs.override_breaker")
@@ -547,7 +516,7 @@ class BreakerAdmin(admin.ModelAdmin):
 
 
 @admin.register(BreakerEvent)
-class BreakerEventAdmin(admin.ModelAdmin):
+class BreakerEventAdmin(ReadOnly, admin.ModelAdmin):
     """Every breaker's history: transitions, overrides and counted failures, with why."""
 
     list_display = ["at", "breaker", "kind", "from_state", "to_state", "actor", "reason_display"]
@@ -564,11 +533,3 @@ class BreakerEventAdmin(admin.ModelAdmin):
     def reason_display(self, event: BreakerEvent) -> str:
         return Truncator(event.reason).chars(100)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
