@@ -24,16 +24,21 @@ DASHBOARD_CHANGED = {"type": "dashboard.changed"}
 log = logging.getLogger(__name__)
 
 
-def _send_wake() -> None:
+def _send(method: str, target: str, message: dict, what: str) -> None:
+    """Send one hint on the channel layer; a full or broken layer never breaks the committed change."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.send)(JOBS_CHANNEL, WAKE)
+        async_to_sync(getattr(layer, method))(target, message)
     except ChannelFull:
-        pass  # enough wake-ups are already waiting
-    except Exception:  # a broken channel layer must not break a committed submission
-        log.warning("could not send worker wake-up", exc_info=True)
+        pass  # enough hints are already waiting to be read
+    except Exception:
+        log.warning("could not send %s", what, exc_info=True)
+
+
+def _send_wake() -> None:
+    _send("send", JOBS_CHANNEL, WAKE, "worker wake-up")
 
 
 def wake_workers_on_commit() -> None:
@@ -42,15 +47,9 @@ def wake_workers_on_commit() -> None:
 
 
 def _send_dashboard_changed() -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    try:
-        # Group sends drop silently on a full channel: a hint still queued there is consumed
-        # after this commit, so the dashboard's next snapshot includes this change anyway.
-        async_to_sync(layer.group_send)(DASHBOARD_GROUP, DASHBOARD_CHANGED)
-    except Exception:
-        log.warning("could not send dashboard hint", exc_info=True)
+    # Group sends drop silently on a full channel: a hint still queued there is consumed after
+    # this commit, so the dashboard's next snapshot includes this change anyway.
+    _send("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
 
 
 def dashboard_changed_on_commit() -> None:
