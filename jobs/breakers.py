@@ -6,9 +6,10 @@ claim. No function reads a value, computes in Python and writes it back uncondit
 write is ``UPDATE ... WHERE <the state we expect>``; a write that matches no row lost a race and
 changes nothing (see docs/README-breakers.md for the semantics).
 
-The worker uses ``breaker_admit`` / ``breaker_record`` around each job (the claim in
-``jobs.queue`` already consults ``claim_gates`` and takes the half-open trial lease atomically
-with the claim). ``jobs.breaker_storage`` exposes the same row to plain pybreaker users.
+The worker's claim (``jobs.queue.jobs_claim``) is its admission: it consults ``claim_gates``
+and takes the half-open trial lease in the claim's transaction. ``jobs.outcomes`` then records
+each finished job with ``breaker_record`` (skipping the healthy no-op, ``success_changes_nothing``).
+``breaker_admit`` serves callers outside the worker. ``jobs.breaker_storage`` exposes the same row to plain pybreaker users.
 """
 
 from __future__ import annotations
@@ -319,6 +320,19 @@ def _is_trial(row: Breaker, admission: Admission | None, now: datetime) -> bool:
     return False
 
 
+def _slow(dep: dependencies.Dependency, duration: float | None) -> bool:
+    """A call slower than the dependency's ``slow_call_seconds`` counts as a failure."""
+    return dep.slow_call_seconds > 0 and duration is not None and duration > dep.slow_call_seconds
+
+
+def success_changes_nothing(row: Breaker | None, dep: dependencies.Dependency | None, duration: float | None) -> bool:
+    """Would ``breaker_record`` of this (non-trial) success write nothing? True when the breaker
+    is closed with no failure counted and the call was not slow: the healthy path, which the
+    worker then skips without another read."""
+    return (row is not None and dep is not None and row.state == BreakerState.CLOSED and not row.failures
+            and not _slow(dep, duration))
+
+
 def breaker_record(
     *,
     name: str,
@@ -338,7 +352,7 @@ def breaker_record(
     """
     now = now or timezone.now()
     dep = dependencies.configured().get(name) or dependencies.Dependency(name=name)
-    if outcome == Outcome.SUCCESS and dep.slow_call_seconds > 0 and duration is not None and duration > dep.slow_call_seconds:
+    if outcome == Outcome.SUCCESS and _slow(dep, duration):
         outcome = Outcome.FAILURE
         error = f"slow call: {duration:.3f}s > slow_call_seconds {dep.slow_call_seconds:g}s"
     error = error[:MAX_ERROR_CHARS]

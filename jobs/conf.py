@@ -14,7 +14,7 @@ DEFAULTS: dict[str, Any] = {
     "POLL_INTERVAL": 1.0,  # seconds between polls when no wake-up arrives
     "LEASE_SECONDS": 60.0,  # a claimed job's lease; renewed while it runs
     "SHUTDOWN_GRACE": 30.0,  # seconds a stopping worker lets its running job finish
-    "WORKER_CONCURRENCY": 1,  # jobs one worker process runs at once
+    "WORKER_CONCURRENCY": 10,  # jobs one worker runs at once (and claims per transaction at most)
     "WORKER_DB_CONN_MAX_AGE": 300,  # seconds a worker keeps its database connection
     "RETRY_BACKOFF_BASE": 1.0,
     "RETRY_BACKOFF_MAX": 300.0,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobs import breakers, conf, logs, notify, retry, validation
@@ -36,78 +37,109 @@ def job_claim_next(
     exclude_dependencies: Collection[str] = (),
     now: datetime | None = None,
 ) -> Job | None:
-    """Atomically take the next runnable job in pop order and lease it to ``worker_id``.
+    """Atomically take the next runnable job in pop order and lease it to ``worker_id``."""
+    jobs = jobs_claim(worker_id=worker_id, limit=1, exclude_dependencies=exclude_dependencies, now=now)
+    return jobs[0] if jobs else None
+
+
+def jobs_claim(
+    *,
+    worker_id: str,
+    limit: int,
+    exclude_dependencies: Collection[str] = (),
+    now: datetime | None = None,
+) -> list[Job]:
+    """Atomically take up to ``limit`` runnable jobs in pop order and lease them to ``worker_id``.
 
     Jobs whose breaker rejects calls are never handed out: they stay pending, attempts unchanged.
     The breaker states cost one small query (``breakers.claim_gates``). When every breaker admits,
-    the claim is one walk of the pop-order index. Otherwise it probes the top job of each
-    admitting dependency through the per-dependency index, so a large held backlog at the head of
-    the queue is never walked. A half-open dependency's highest-priority job is its trial: the
-    trial lease is taken in the claim's transaction (``job.breaker_trial`` says so).
+    the claim is ONE statement: an UPDATE of the first ``limit`` rows of the pop-order index,
+    returning them. Otherwise it probes the top job of each admitting dependency through the
+    per-dependency index, so a large held backlog at the head of the queue is never walked. A
+    half-open dependency's highest-priority job is its trial: the trial lease is taken in the
+    claim's transaction (``job.breaker_trial`` says so).
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets many workers claim at once without waiting on
     each other. SQLite: the IMMEDIATE transaction holds the write lock, so claims are serial.
+    The returned jobs are in pop order. Call inside a transaction to join it (the worker records
+    its finished jobs and claims the next ones in one).
     """
     now = now or timezone.now()
-    lease = timedelta(seconds=conf.get("LEASE_SECONDS"))
     with transaction.atomic():
         gates = breakers.claim_gates(now=now)
         if all(decision == breakers.Decision.ADMIT for decision, _ in gates.values()):
-            job, trial = _claim_in_pop_order(exclude_dependencies, now), False
+            jobs = _take_in_pop_order(worker_id, limit, exclude_dependencies, now)
         else:
-            job, trial = _claim_by_dependency(gates, exclude_dependencies, worker_id, now)
-        if job is None:
-            return None
-        job.status = JobStatus.RUNNING
-        job.lease_owner = worker_id
-        job.lease_expires_at = now + lease
-        job.started_at = now
-        job.save(update_fields=["status", "lease_owner", "lease_expires_at", "started_at", "updated_at"])
-        extra = {"breaker_trial": True} if trial else {}
-        event_record(job=job, kind=EventKind.CLAIMED, actor=worker_id, attempt=job.attempts + 1, **extra)
+            jobs = []
+            while len(jobs) < limit:
+                seq, trial = _claim_by_dependency(gates, exclude_dependencies, worker_id, now)
+                if seq is None:
+                    break
+                [job] = _take(_by_seq(seq), [], worker_id, now)
+                job.breaker_trial = trial
+                jobs.append(job)
+                if trial:  # the live trial makes its dependency reject: read the gates again
+                    gates = breakers.claim_gates(now=now)
+        if not jobs:
+            return []
+        JobEvent.objects.bulk_create([
+            JobEvent(job_id=job.seq, kind=EventKind.CLAIMED, actor=worker_id, at=now,
+                     details={"attempt": job.attempts + 1, **({"breaker_trial": True} if job.breaker_trial else {})})
+            for job in jobs
+        ])
         notify.dashboard_changed_on_commit()
-    job.breaker_trial = trial
-    logs.job_transition("claimed", job, attempt=job.attempts + 1, worker=worker_id, **extra)
-    return job
-
-
-def _lockable(qs: QuerySet[Job]) -> QuerySet[Job]:
-    if connection.features.has_select_for_update_skip_locked:
-        return qs.select_for_update(skip_locked=True)
-    return qs
-
-
-def _claim_in_pop_order(exclude_dependencies: Collection[str], now: datetime) -> Job | None:
-    if connection.vendor == "sqlite":
-        return _sqlite_next(now=now, exclude_dependencies=exclude_dependencies)
-    candidates = pop_order().filter(run_after__lte=now)
-    if exclude_dependencies:
-        candidates = candidates.exclude(dependency__in=list(exclude_dependencies))
-    return _lockable(candidates).first()
+    for job in jobs:
+        extra = {"breaker_trial": True} if job.breaker_trial else {}
+        logs.job_transition("claimed", job, attempt=job.attempts + 1, worker=worker_id, **extra)
+    return jobs
 
 
 POP_ORDER_INDEX = "job_pop_order"
+PENDING_RUNNABLE = f"status = '{JobStatus.PENDING.value}' AND run_after <= %s"
 
 
-def _sqlite_next(*, now: datetime, exclude_dependencies: Collection[str]) -> Job | None:
-    """The next runnable job on SQLite, read through the partial pop-order index by name.
+def _take_in_pop_order(worker_id: str, limit: int, exclude_dependencies: Collection[str], now: datetime) -> list[Job]:
+    """Claim the first ``limit`` runnable jobs of the pop-order index in one UPDATE … RETURNING.
 
-    SQLite only uses a partial index when the query repeats its WHERE term literally (the ORM
-    sends ``status = %s``), and even then its planner prefers ``job_status_finished`` plus a
-    sort of every pending row: O(queue) per claim, 170 ms at 100 k pending (``make bench``).
-    ``INDEXED BY`` makes each claim one index step at any size, and fails loudly if the index
-    is ever dropped. The caller's IMMEDIATE transaction already holds the write lock.
+    SQLite only uses a partial index when the query repeats its WHERE term literally, and even
+    then its planner prefers ``job_status_finished`` plus a sort of every pending row: O(queue)
+    per claim, 170 ms at 100 k pending (``make bench``). ``INDEXED BY`` makes each claim one
+    index walk at any size, and fails loudly if the index is ever dropped. PostgreSQL picks the
+    index by itself (tests/jobs/test_claim_concurrency.py checks the plan); ``= ANY(ARRAY(…))``
+    keeps the outer UPDATE a primary-key lookup whatever the statistics say.
     """
-    where = [f"status = '{JobStatus.PENDING.value}'", "run_after <= %s"]
-    params: list[Any] = [connection.ops.adapt_datetimefield_value(now)]
+    where, params = PENDING_RUNNABLE, [connection.ops.adapt_datetimefield_value(now)]
     if exclude_dependencies:
-        where.append(f"dependency NOT IN ({', '.join(['%s'] * len(exclude_dependencies))})")
+        where += f" AND dependency NOT IN ({', '.join(['%s'] * len(exclude_dependencies))})"
         params += list(exclude_dependencies)
-    query = (
-        f"SELECT * FROM {Job._meta.db_table} INDEXED BY {POP_ORDER_INDEX} "  # noqa: S608 - constants
-        f"WHERE {' AND '.join(where)} ORDER BY priority DESC, seq LIMIT 1"
+    table = Job._meta.db_table
+    if connection.vendor == "sqlite":
+        select = f"SELECT seq FROM {table} INDEXED BY {POP_ORDER_INDEX} WHERE {where} ORDER BY priority DESC, seq LIMIT %s"
+        return _take(f"seq IN ({select})", [*params, limit], worker_id, now)
+    select = f"SELECT seq FROM {table} WHERE {where} ORDER BY priority DESC, seq LIMIT %s"
+    if connection.features.has_select_for_update_skip_locked:
+        select += " FOR UPDATE SKIP LOCKED"
+    return _take(f"seq = ANY(ARRAY({select}))", [*params, limit], worker_id, now)
+
+
+def _by_seq(seq: int) -> str:
+    return f"seq = {int(seq)}"
+
+
+def _take(condition: str, params: list[Any], worker_id: str, now: datetime) -> list[Job]:
+    """Mark the pending jobs matching ``condition`` running under a lease; return them in pop order."""
+    adapt = connection.ops.adapt_datetimefield_value
+    lease = timedelta(seconds=conf.get("LEASE_SECONDS"))
+    sql = (
+        f"UPDATE {Job._meta.db_table} SET status = '{JobStatus.RUNNING.value}', lease_owner = %s, "  # noqa: S608 - constants
+        f"lease_expires_at = %s, started_at = %s, updated_at = %s "
+        f"WHERE {condition} AND status = '{JobStatus.PENDING.value}' RETURNING *"
     )
-    return next(iter(Job.objects.raw(query, params)), None)
+    jobs = list(Job.objects.raw(sql, [worker_id, adapt(now + lease), adapt(now), adapt(now), *params]))
+    jobs.sort(key=lambda job: (-job.priority, job.seq))
+    for job in jobs:
+        job.breaker_trial = False
+    return jobs
 
 
 def _tops(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
@@ -126,13 +158,21 @@ def _tops(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
         return cursor.fetchall()
 
 
+def lockable(qs: QuerySet[Job]) -> QuerySet[Job]:
+    """``qs`` locked for this transaction where the database can skip rows others hold."""
+    if connection.features.has_select_for_update_skip_locked:
+        return qs.select_for_update(skip_locked=True)
+    return qs
+
+
 def _claim_by_dependency(
     gates: dict[str, tuple[breakers.Decision, Any]],
     exclude_dependencies: Collection[str],
     worker_id: str,
     now: datetime,
-) -> tuple[Job | None, bool]:
-    """Pop order across the dependencies whose breaker admits a call (or one trial)."""
+) -> tuple[int | None, bool]:
+    """(seq, is the trial) of the next job in pop order across the dependencies whose breaker
+    admits a call (or one trial); the row is locked on PostgreSQL."""
     open_to = {
         name: decision for name, (decision, _) in gates.items()
         if decision != breakers.Decision.REJECT and name not in exclude_dependencies
@@ -143,14 +183,14 @@ def _claim_by_dependency(
         if decision == breakers.Decision.TRIAL:
             # The trial is the dependency's highest-priority job, nothing else.
             candidates = candidates.filter(seq=seq)
-        job = _lockable(candidates).first()
-        if job is None:
+        found = lockable(candidates).values_list("seq", flat=True).first()
+        if found is None:
             continue  # taken by a concurrent claim
         if decision == breakers.Decision.TRIAL and not breakers.trial_acquire(
-            name=name, owner=worker_id, job_seq=job.seq, now=now
+            name=name, owner=worker_id, job_seq=found, now=now
         ):
             continue  # another process started the trial first
-        return job, decision == breakers.Decision.TRIAL
+        return found, decision == breakers.Decision.TRIAL
     return None, False
 
 
@@ -158,55 +198,77 @@ def _owned(job: Job, worker_id: str) -> QuerySet[Job]:
     return Job.objects.filter(seq=job.seq, status=JobStatus.RUNNING, lease_owner=worker_id)
 
 
-def job_renew_lease(*, job: Job, worker_id: str, now: datetime | None = None) -> bool:
-    """Push the lease forward. False means the lease was lost (expired and reclaimed)."""
+def jobs_renew_leases(*, seqs: Collection[int], worker_id: str, now: datetime | None = None) -> set[int]:
+    """Push the leases of ``seqs`` forward (one UPDATE). Returns the seqs whose lease was lost
+    (it expired and the job was reclaimed, or it finished elsewhere)."""
+    if not seqs:
+        return set()
     now = now or timezone.now()
     expires = now + timedelta(seconds=conf.get("LEASE_SECONDS"))
-    return bool(_owned(job, worker_id).update(lease_expires_at=expires))
+    owned = Job.objects.filter(seq__in=list(seqs), status=JobStatus.RUNNING, lease_owner=worker_id)
+    if owned.update(lease_expires_at=expires) == len(seqs):
+        return set()
+    return set(seqs) - set(owned.values_list("seq", flat=True))
+
+
+@dataclass(frozen=True)
+class Success:
+    """A finished attempt that returned ``result``."""
+
+    job: Job
+    result: Any
+    duration: float | None
+    finished_at: datetime
+
+
+_SUCCEED = (
+    f"UPDATE {Job._meta.db_table} SET status = '{JobStatus.SUCCEEDED.value}', attempts = attempts + 1, "  # noqa: S608 - constants
+    "result = %s, finished_at = %s, lease_owner = '', lease_expires_at = NULL, updated_at = %s "
+    f"WHERE seq = %s AND status = '{JobStatus.RUNNING.value}' AND lease_owner = %s"
+)
+
+
+def jobs_succeed(*, successes: list[Success], worker_id: str) -> list[Success]:
+    """Record successes, each with its event. Returns those NOT written because this worker no
+    longer holds their lease.
+
+    The worker's hot path, so three statements whatever the count: lock the rows still leased to
+    ``worker_id``, one ``executemany`` UPDATE, one bulk INSERT of the events.
+    """
+    if not successes:
+        return []
+    with transaction.atomic():
+        owned = set(
+            lockable(
+                Job.objects.filter(seq__in=[s.job.seq for s in successes], status=JobStatus.RUNNING, lease_owner=worker_id)
+            ).values_list("seq", flat=True)
+        )
+        kept = [s for s in successes if s.job.seq in owned]
+        if kept:
+            adapt = connection.ops.adapt_datetimefield_value
+            result_field = Job._meta.get_field("result")
+            with connection.cursor() as cursor:
+                cursor.executemany(_SUCCEED, [
+                    # Results come from handlers and downstreams: PostgreSQL refuses NUL, lone surrogates.
+                    (result_field.get_db_prep_value(validation.storable_json(s.result), connection),
+                     adapt(s.finished_at), adapt(s.finished_at), s.job.seq, worker_id)
+                    for s in kept
+                ])
+            JobEvent.objects.bulk_create([
+                JobEvent(job_id=s.job.seq, kind=EventKind.SUCCEEDED, actor=worker_id, at=s.finished_at,
+                         details={"duration": s.duration})
+                for s in kept
+            ])
+            notify.dashboard_changed_on_commit()
+    for s in kept:
+        logs.job_transition("succeeded", s.job, attempt=s.job.attempts + 1, duration=s.duration, worker=worker_id)
+    return [s for s in successes if s.job.seq not in owned]
 
 
 def job_succeed(*, job: Job, worker_id: str, result: Any, duration: float | None = None) -> bool:
     """Record success. False (and nothing written) if this worker no longer holds the lease."""
-    now = timezone.now()
-    with transaction.atomic():
-        updated = _owned(job, worker_id).update(
-            status=JobStatus.SUCCEEDED,
-            attempts=F("attempts") + 1,
-            # Outcomes come from handlers and downstreams: PostgreSQL refuses NUL, UTF-8 lone surrogates.
-            result=validation.storable_json(result),
-            finished_at=now,
-            lease_owner="",
-            lease_expires_at=None,
-            updated_at=now,
-        )
-        if updated:
-            event_record(job=job, kind=EventKind.SUCCEEDED, actor=worker_id, duration=duration)
-            notify.dashboard_changed_on_commit()
-    if updated:
-        logs.job_transition("succeeded", job, attempt=job.attempts + 1, duration=duration, worker=worker_id)
-    return bool(updated)
-
-
-def job_succeed_and_claim_next(
-    *,
-    job: Job,
-    worker_id: str,
-    result: Any,
-    duration: float | None = None,
-    exclude_dependencies: Collection[str] = (),
-) -> tuple[bool, Job | None]:
-    """``job_succeed`` then ``job_claim_next`` in ONE transaction: (kept, next job or None).
-
-    A busy worker pays one commit per job instead of two — on PostgreSQL each commit is a WAL
-    flush, the physical limit of a queue — and one trip to the database thread instead of two.
-    Each change still writes its own event (the inner blocks are savepoints); the claim goes
-    through the breakers exactly like ``job_claim_next``. Their log lines are written before
-    the outer commit.
-    """
-    with transaction.atomic():
-        kept = job_succeed(job=job, worker_id=worker_id, result=result, duration=duration)
-        following = job_claim_next(worker_id=worker_id, exclude_dependencies=exclude_dependencies)
-    return kept, following
+    success = Success(job=job, result=result, duration=duration, finished_at=timezone.now())
+    return not jobs_succeed(successes=[success], worker_id=worker_id)
 
 
 def _failure_changes(job: Job, *, error: str, retryable: bool, retry_after: float | None, now: datetime) -> tuple[dict, str, dict]:

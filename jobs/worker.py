@@ -1,9 +1,15 @@
-"""The job runner: drains the queue in pop order, one claimed job per slot, until told to stop.
+"""The job runner: drains the queue in pop order, up to ``concurrency`` jobs at once, until told to stop.
+
+One dispatcher owns the database side. Each trip records every attempt that finished since the
+last one and claims jobs for the free slots, in one transaction (``outcomes.record_and_claim``):
+a busy runner commits once per batch, not twice per job. The claim is the breaker admission (it
+reads every breaker in the same transaction), and a claimed job starts at once: the runner never
+holds jobs it has no slot for, so other workers see them.
 
 It wakes on a channel-layer hint (``wake()``) or every poll interval, whichever comes first, so a
-lost message costs at most one poll. Each job holds a lease the runner renews while it runs; on
-shutdown the runner stops claiming, lets running jobs finish within the grace period and hands
-back the rest.
+lost message costs at most one poll. One renewal loop pushes the leases of all running jobs
+forward; on shutdown the runner stops claiming, lets running jobs finish within the grace period
+and hands back the rest.
 """
 
 from __future__ import annotations
@@ -16,17 +22,18 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from jobs import breakers, conf, logs, queue, workers
-from jobs.exceptions import CircuitOpen, JobFailure
+from jobs import breakers, conf, outcomes, queue, workers
 from jobs.handlers import registry
 from jobs.handlers.registry import JobContext
 from jobs.models import Job
+from jobs.outcomes import Attempt
 
 log = logging.getLogger("resilient.worker")
 
@@ -53,26 +60,31 @@ class JobRunner:
         shutdown_grace: float | None = None,
     ) -> None:
         self.worker_id = worker_id or new_worker_id()
-        self.concurrency = concurrency or conf.get("WORKER_CONCURRENCY")
+        self.concurrency = max(1, concurrency or conf.get("WORKER_CONCURRENCY"))
         self.poll_interval = poll_interval if poll_interval is not None else conf.get("POLL_INTERVAL")
         self.shutdown_grace = shutdown_grace if shutdown_grace is not None else conf.get("SHUTDOWN_GRACE")
-        self._wake = asyncio.Event()
+        self._kick = asyncio.Event()  # an attempt finished, a wake-up came, or stop was requested
+        self._woken = True  # look for work (the first pass always does)
         self._stopping = asyncio.Event()
-        self._executions: dict[int, asyncio.Task] = {}
+        self._running: dict[int, tuple[Job, asyncio.Task]] = {}
+        self._finished: list[Attempt] = []
+        # Sync handlers (``requests``) run here, one thread per slot, never on the ORM's thread.
+        self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
         self.hostname = socket.gethostname()
         self.started_at = timezone.now()
 
     # --- control ---------------------------------------------------------------------------
 
     def wake(self) -> None:
-        self._wake.set()
+        self._woken = True
+        self._kick.set()
 
     def request_stop(self) -> None:
         """Stop claiming; ``run()`` then finishes running jobs within the grace period and returns."""
         if not self._stopping.is_set():
             log.info("worker %s stopping: no new claims, grace %.1fs", self.worker_id, self.shutdown_grace)
         self._stopping.set()
-        self._wake.set()
+        self._kick.set()
 
     @property
     def stopping(self) -> bool:
@@ -84,16 +96,16 @@ class JobRunner:
         """Run until ``request_stop()``; then drain gracefully and return."""
         _runners.add(self)
         log.info("worker %s started (%d slot(s), poll %.2fs)", self.worker_id, self.concurrency, self.poll_interval)
-        slots = [asyncio.create_task(self._slot(i)) for i in range(self.concurrency)]
-        housekeeping = asyncio.create_task(self._housekeeping())
+        dispatcher = asyncio.create_task(self._dispatch())
+        helpers = [asyncio.create_task(self._housekeeping()), asyncio.create_task(self._renew())]
         try:
             await self._stopping.wait()
-            await self._drain(slots)
+            await self._drain(dispatcher)
         finally:
-            housekeeping.cancel()
-            for task in slots:
+            for task in (dispatcher, *helpers):
                 task.cancel()
-            await asyncio.gather(housekeeping, *slots, return_exceptions=True)
+            await asyncio.gather(dispatcher, *helpers, return_exceptions=True)
+            self._threads.shutdown(wait=False, cancel_futures=True)
             _runners.discard(self)
             try:
                 await database_sync_to_async(workers.worker_forget)(worker_id=self.worker_id)
@@ -101,52 +113,61 @@ class JobRunner:
                 log.warning("worker %s: could not delete its heartbeat", self.worker_id, exc_info=True)
             log.info("worker %s stopped", self.worker_id)
 
-    async def _drain(self, slots: list[asyncio.Task]) -> None:
-        """Slots finish their current job and exit; past the grace period, running jobs are released."""
-        _, unfinished = await asyncio.wait(slots, timeout=self.shutdown_grace)
-        if unfinished:
-            for execution in list(self._executions.values()):
-                execution.cancel()  # _execute hands the job back to pending
-            await asyncio.wait(unfinished, timeout=10)
+    async def _drain(self, dispatcher: asyncio.Task) -> None:
+        """Running jobs finish and are recorded; past the grace period, the rest are released."""
+        done, _ = await asyncio.wait([dispatcher], timeout=self.shutdown_grace)
+        if not done:
+            for _, execution in list(self._running.values()):
+                execution.cancel()  # _attempt hands the job back to pending
+            await asyncio.wait([dispatcher], timeout=10)
 
-    async def _slot(self, index: int) -> None:
-        job: Job | None = None  # a job claimed in the same transaction as the last outcome
-        while not self.stopping:
-            if job is None:
-                try:
-                    job = await database_sync_to_async(queue.job_claim_next)(worker_id=self.worker_id)
-                except Exception:
-                    log.exception("worker %s: claim failed; retrying after the poll interval", self.worker_id)
-                    job = None
-                if job is None:
-                    await self._idle()
-                    continue
-            seq = job.seq
-            execution = asyncio.create_task(self._execute(job))
-            self._executions[seq] = execution
-            try:
-                job = await execution
-            except Exception:
-                # Recording the outcome failed (database gone? a result it refuses?): the job's
-                # lease runs out and housekeeping returns it; the slot goes on instead of dying.
-                log.exception("worker %s: recording job %s failed; its lease will expire", self.worker_id, seq)
-                job = None
-                await self._idle()
-            finally:
-                self._executions.pop(seq, None)
-        if job is not None:  # claimed with the last outcome, then told to stop: never started
-            admission = breakers.Admission(
-                dependency=job.dependency, owner=self.worker_id, trial=getattr(job, "breaker_trial", False),
-                job_seq=job.seq,
-            )
-            await database_sync_to_async(self._release_on_shutdown)(job, admission)
+    async def _dispatch(self) -> None:
+        """Record finished attempts and fill free slots, one transaction per trip, until stopped
+        and every running job is recorded."""
+        while True:
+            finished, self._finished = self._finished, []
+            free = 0 if self.stopping or not self._woken else self.concurrency - len(self._running)
+            if finished or free:
+                claimed = await self._trip(finished, free)
+                if free and len(claimed) < free:
+                    self._woken = False  # the queue had no more for us: wait for a wake-up or the poll
+                for job in claimed:
+                    self._start(job)
+            if self.stopping and not self._running and not self._finished:
+                return
+            if self._finished or (self._woken and not self.stopping and len(self._running) < self.concurrency):
+                continue
+            await self._wait()
 
-    async def _idle(self) -> None:
+    async def _wait(self) -> None:
+        """Until an attempt finishes, a wake-up comes or stop is requested; or one poll interval."""
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            await asyncio.wait_for(self._kick.wait(), timeout=self.poll_interval)
         except TimeoutError:
-            pass
-        self._wake.clear()
+            self._woken = True  # poll: scheduled retries, returned leases, lost wake-ups
+        self._kick.clear()
+
+    async def _trip(self, finished: list[Attempt], free: int) -> list[Job]:
+        """One transaction: record ``finished``, claim up to ``free`` jobs. Never raises."""
+        try:
+            _, claimed = await database_sync_to_async(outcomes.record_and_claim)(
+                worker_id=self.worker_id, finished=finished, want=free
+            )
+            return claimed
+        except Exception:
+            log.exception("worker %s: recording %d outcome(s) and claiming failed; recording one by one",
+                          self.worker_id, len(finished))
+        if finished:
+            try:
+                await database_sync_to_async(outcomes.record_each)(worker_id=self.worker_id, finished=finished)
+            except Exception:  # the database is gone: the leases expire and the sweep returns the jobs
+                log.exception("worker %s: recording outcomes failed", self.worker_id)
+        self._woken = False  # back off until the next poll
+        return []
+
+    def _start(self, job: Job) -> None:
+        execution = asyncio.create_task(self._attempt(job))
+        self._running[job.seq] = (job, execution)
 
     async def _housekeeping(self) -> None:
         """Every poll interval: say this worker is alive, return jobs whose worker died (expired
@@ -170,52 +191,51 @@ class JobRunner:
                 log.exception("worker %s: breaker override expiry sweep failed", self.worker_id)
             await asyncio.sleep(self.poll_interval)
 
+    async def _renew(self) -> None:
+        """Every third of the lease: push forward the leases of every job this runner holds (one
+        UPDATE), and of the half-open trials among them."""
+        interval = max(0.05, conf.get("LEASE_SECONDS") / 3)
+        warned: set[int] = set()
+        while True:
+            await asyncio.sleep(interval)
+            held = {seq: job for seq, (job, _) in self._running.items()}
+            held.update({a.job.seq: a.job for a in self._finished})  # finished, not yet recorded
+            try:
+                lost = await database_sync_to_async(queue.jobs_renew_leases)(seqs=list(held), worker_id=self.worker_id)
+                for job in held.values():
+                    if getattr(job, "breaker_trial", False):
+                        await database_sync_to_async(breakers.trial_renew)(name=job.dependency, owner=self.worker_id)
+            except Exception:
+                log.exception("worker %s: lease renewal failed", self.worker_id)
+                continue
+            for seq in lost - warned:
+                log.warning("job %s: lease lost; its outcome will be discarded", held[seq].short_id)
+            warned = (warned | lost) & set(held)
+
     # --- one job ---------------------------------------------------------------------------
 
-    async def _execute(self, job: Job) -> Job | None:
-        """Run ``job`` and record its outcome; return the next job if one was claimed with it."""
-        try:
-            admission = await database_sync_to_async(breakers.breaker_admit)(
-                name=job.dependency, owner=self.worker_id, job_seq=job.seq
-            )
-        except CircuitOpen as exc:
-            # Claimed just before its breaker stopped admitting: back to pending, no attempt spent.
-            held = {"dependency": exc.dependency, "why": str(exc), "retry_at": exc.retry_at}
-            await database_sync_to_async(queue.job_release)(
-                job=job, worker_id=self.worker_id, reason=str(exc), held=held, held_since=exc.held_since
-            )
-            log.info("job %s held: %s", job.short_id, exc)
-            return
-        except Exception:
-            log.exception("job %s: breaker admission failed; handing the job back", job.short_id)
-            try:
-                await database_sync_to_async(queue.job_release)(
-                    job=job, worker_id=self.worker_id, reason="breaker admission failed"
-                )
-            except Exception:  # the lease will expire and the sweep will return the job
-                log.exception("job %s: could not hand the job back", job.short_id)
-            await self._idle()
-            return
-        renewer = asyncio.create_task(self._renew(job, admission))
+    async def _attempt(self, job: Job) -> None:
+        """Run ``job``'s handler and queue its outcome for the dispatcher to record."""
         started = time.monotonic()
         try:
-            result = await self._call_handler(job)
-            outcome: BaseException | None = None
+            result, error = await self._call_handler(job), None
         except asyncio.CancelledError:
-            renewer.cancel()
-            await database_sync_to_async(self._release_on_shutdown)(job, admission)
+            await database_sync_to_async(self._release_on_shutdown)(job)
             log.info("job %s released on shutdown", job.short_id)
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is an outcome to record
-            outcome = exc
+            result, error = None, exc
         finally:
-            renewer.cancel()
-        duration = time.monotonic() - started
-        return await self._record(job, result if outcome is None else None, outcome, duration, admission)
+            self._running.pop(job.seq, None)
+            self._kick.set()
+        self._finished.append(Attempt(job=job, result=result, error=error, duration=time.monotonic() - started))
 
-    def _release_on_shutdown(self, job: Job, admission: breakers.Admission) -> None:
+    def _release_on_shutdown(self, job: Job) -> None:
         queue.job_release(job=job, worker_id=self.worker_id, reason="worker shut down before the job finished")
+        if not getattr(job, "breaker_trial", False):
+            return
         try:  # a trial cut short gives no verdict: free its lease for the next trial
+            admission = breakers.Admission(dependency=job.dependency, owner=self.worker_id, trial=True, job_seq=job.seq)
             breakers.breaker_record(
                 name=job.dependency, outcome=breakers.Outcome.NEUTRAL, admission=admission,
                 job_id=str(job.uuid), actor=self.worker_id,
@@ -229,71 +249,6 @@ class JobRunner:
         if inspect.iscoroutinefunction(kind.run):
             result = await kind.run(job.payload, context)
         else:
-            # thread_sensitive=False: handlers must not queue behind the ORM's one sync thread.
-            result = await sync_to_async(kind.run, thread_sensitive=False)(job.payload, context)
+            result = await sync_to_async(kind.run, thread_sensitive=False, executor=self._threads)(job.payload, context)
         json.dumps(result, allow_nan=False)  # a result no database stores fails the attempt here
         return result
-
-    async def _record(
-        self, job: Job, result: Any, outcome: BaseException | None, duration: float, admission: breakers.Admission
-    ) -> Job | None:
-        """Store the outcome; jobs.queue and jobs.breakers log the transitions.
-
-        Returns the next job when it was claimed in the same transaction as this success.
-        """
-        kept, _, following = await database_sync_to_async(self._finish)(job, result, outcome, duration, admission)
-        if not kept:
-            logs.job_transition(
-                "outcome_discarded", job, attempt=job.attempts + 1, duration=duration, worker=self.worker_id,
-                outcome="succeeded" if outcome is None else "failed", reason="lease lost", level=logging.WARNING,
-            )
-        return following
-
-    def _finish(
-        self, job: Job, result: Any, outcome: BaseException | None, duration: float, admission: breakers.Admission
-    ) -> tuple[bool, breakers.Outcome, Job | None]:
-        """Record the job's outcome, then its dependency's (a slow success counts as a failure there).
-
-        A success while not stopping also claims the next job in the same transaction: one commit
-        and one trip to the database thread fewer per job (make bench: drain).
-        """
-        following = None
-        if outcome is None and not self.stopping:
-            kept, following = queue.job_succeed_and_claim_next(
-                job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6)
-            )
-        elif outcome is None:
-            kept = queue.job_succeed(job=job, worker_id=self.worker_id, result=result, duration=round(duration, 6))
-        else:
-            retryable = outcome.retryable if isinstance(outcome, JobFailure) else True
-            kept = queue.job_fail(
-                job=job, worker_id=self.worker_id, error=_error_text(outcome), retryable=retryable,
-                retry_after=getattr(outcome, "retry_after", None), duration=round(duration, 6),
-            )
-        try:
-            counted = breakers.breaker_record(
-                name=job.dependency, outcome=breakers.classify(outcome), admission=admission,
-                duration=duration, error=_error_text(outcome) if outcome else "", job_id=str(job.uuid),
-                retry_after=getattr(outcome, "retry_after", None), actor=self.worker_id,
-            )
-        except Exception:  # the job's outcome is stored; a breaker hiccup must not kill the slot
-            log.exception("job %s: recording the breaker outcome failed", job.short_id)
-            counted = breakers.Outcome.NEUTRAL
-        return kept, counted, following
-
-    async def _renew(self, job: Job, admission: breakers.Admission) -> None:
-        interval = max(0.05, conf.get("LEASE_SECONDS") / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                if admission.trial:
-                    await database_sync_to_async(breakers.trial_renew)(name=job.dependency, owner=self.worker_id)
-                if not await database_sync_to_async(queue.job_renew_lease)(job=job, worker_id=self.worker_id):
-                    log.warning("job %s: lease lost; its outcome will be discarded", job.short_id)
-                    return
-            except Exception:
-                log.exception("job %s: lease renewal failed", job.short_id)
-
-
-def _error_text(outcome: BaseException) -> str:
-    return str(outcome) if isinstance(outcome, JobFailure) else f"{type(outcome).__name__}: {outcome}"

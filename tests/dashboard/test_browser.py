@@ -61,6 +61,7 @@ def server(tmp_path_factory):
     env.update(
         SECRET_KEY="browser-test-secret-key", DJANGO_SETTINGS_MODULE="resilient.settings", DEBUG="0",
         RESILIENT_VAR_DIR=str(var), RESILIENT_SHUTDOWN_GRACE="1", RESILIENT_POLL_INTERVAL="0.5",
+        RESILIENT_WORKER_CONCURRENCY="1",  # a job that blocks the slot keeps the rest queued
         PYTHONUNBUFFERED="1",
     )
     manage = [sys.executable, str(ROOT / "manage.py")]

@@ -312,10 +312,23 @@ def test_renew_pushes_the_lease_forward():
     start = timezone.now()
     job = claim("w1", now=start)
     later = start + timedelta(seconds=45)
-    assert queue.job_renew_lease(job=job, worker_id="w1", now=later) is True
+    assert queue.jobs_renew_leases(seqs=[job.seq], worker_id="w1", now=later) == set()
     assert fresh(job).lease_expires_at == later + timedelta(seconds=LEASE)
-    assert queue.job_renew_lease(job=job, worker_id="w2", now=later + timedelta(seconds=1)) is False
+    assert queue.jobs_renew_leases(seqs=[job.seq], worker_id="w2", now=later + timedelta(seconds=1)) == {job.seq}
     assert fresh(job).lease_expires_at == later + timedelta(seconds=LEASE)
+
+
+def test_renew_names_exactly_the_leases_that_were_lost():
+    for _ in range(3):
+        submit()
+    start = timezone.now()
+    mine = [claim("w1", now=start) for _ in range(2)]
+    theirs = claim("w2", now=start)
+    later = start + timedelta(seconds=10)
+    lost = queue.jobs_renew_leases(seqs=[j.seq for j in (*mine, theirs)], worker_id="w1", now=later)
+    assert lost == {theirs.seq}
+    assert [fresh(j).lease_expires_at for j in mine] == [later + timedelta(seconds=LEASE)] * 2
+    assert fresh(theirs).lease_expires_at == start + timedelta(seconds=LEASE)
 
 
 def test_expired_lease_returns_the_job_to_pending_and_counts_the_attempt():
@@ -391,7 +404,7 @@ def test_a_worker_that_lost_its_lease_cannot_overwrite_the_outcome():
     assert queue.job_succeed(job=job_a, worker_id="a", result="late") is False
     assert queue.job_fail(job=job_a, worker_id="a", error="late", retryable=True) is False
     assert queue.job_fail(job=job_a, worker_id="a", error="late", retryable=False) is False
-    assert queue.job_renew_lease(job=job_a, worker_id="a") is False
+    assert queue.jobs_renew_leases(seqs=[job_a.seq], worker_id="a") == {job_a.seq}
     assert queue.job_release(job=job_a, worker_id="a", reason="late") is False
     assert Job.objects.filter(seq=job_a.seq).values().get() == snapshot
     assert JobEvent.objects.count() == n_events

@@ -15,7 +15,7 @@ from django.utils import timezone
 from jobs import services
 from jobs.exceptions import InvalidInput
 from jobs.handlers.registry import handler
-from jobs.models import EventKind, Job, JobStatus
+from jobs.models import EventKind, Job, JobEvent, JobStatus
 from jobs.notify import JOBS_CHANNEL
 from jobs.runtime import JobsWorker
 from jobs.worker import JobRunner
@@ -246,3 +246,14 @@ async def test_a_result_no_database_can_store_fails_the_attempt_instead_of_the_w
     job = await submit(kind="test_nan_result", max_attempts=1)
     [done] = await run_until_done([job])
     assert done.status == JobStatus.FAILED and "JSON compliant" in done.last_error
+
+
+@override_settings(RESILIENT=FAST)
+async def test_a_busy_runner_records_and_claims_a_batch_per_transaction():
+    jobs = [await submit(kind="noop") for _ in range(40)]
+    done = await run_until_done(jobs, concurrency=4)
+    assert all(j.status == JobStatus.SUCCEEDED for j in done)
+    claim_times = {e.at async for e in JobEvent.objects.filter(kind=EventKind.CLAIMED)}
+    # Each trip claims for every slot the last batch freed, all at one instant.
+    assert len(claim_times) <= 40 // 4 + 2, sorted(claim_times)
+    assert sorted(j.started_at for j in done) == [j.started_at for j in sorted(done, key=lambda j: j.seq)]

@@ -52,7 +52,7 @@ def test_killed_worker_job_is_reclaimed_after_its_lease_and_finished(tmp_path):
 def test_sigterm_lets_the_running_job_finish_and_exits_0(tmp_path):
     job, _ = services.job_submit(kind="simulate", payload={"complexity": 10, "failure_rate": 0})
     later, _ = services.job_submit(kind="noop", priority=-5)
-    worker = start_worker(tmp_path, RESILIENT_SHUTDOWN_GRACE="20", **FAST)
+    worker = start_worker(tmp_path, RESILIENT_SHUTDOWN_GRACE="20", RESILIENT_WORKER_CONCURRENCY="1", **FAST)
     try:
         wait_until(lambda: status_of(job) == JobStatus.RUNNING, timeout=20, message=worker.output)
         worker.signal(signal.SIGTERM)

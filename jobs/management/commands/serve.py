@@ -28,7 +28,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--workers", type=int, default=None, help="jobs run at once (default: RESILIENT_WORKER_CONCURRENCY or 1)")
+        parser.add_argument("--workers", type=int, default=None, help="jobs run at once (default: RESILIENT_WORKER_CONCURRENCY or 10)")
 
     def handle(self, *args, host: str, port: int, workers: int | None, **options):
         if connection.vendor == "sqlite":
