@@ -6,6 +6,10 @@ database's own window, first ``started_at`` → last ``finished_at``, so process
 harness's polling do not count. Every job must end ``succeeded`` with exactly one ``claimed``
 and one ``succeeded`` event.
 
+Workers run with the default 10 slots, so each trip to the database records up to 10 outcomes
+and claims up to 10 jobs in one transaction; the 1-slot cases show the per-job-transaction path
+(one outcome and one claim per commit) for comparison.
+
 Baseline, same database, same run: a raw SQL loop (``sqlite3`` / ``psycopg``) that claims and
 finishes one job per transaction through the same pop-order index — the physical limit. It runs
 before and after the worker cases and the faster run counts. A second raw loop that also writes
@@ -23,6 +27,7 @@ from bench.stats import ratio
 
 POLL = "0.1"
 TARGET = 0.5
+SLOTS = 10  # the default RESILIENT_WORKER_CONCURRENCY
 
 
 def _wait_drained(conn, n: int, timeout: float) -> bool:
@@ -64,10 +69,11 @@ def _case(bench_label: str, conn, n: int, start: Callable[[], list], timeout: fl
     return row
 
 
-def _worker(name: str, database_url: str, *, redis_url: str = "", serve: bool = False, slots: int = 1):
-    env = procs.child_env(database_url, redis_url=redis_url, RESILIENT_POLL_INTERVAL=POLL, LOG_LEVEL="INFO")
+def _worker(name: str, database_url: str, *, redis_url: str = "", serve: bool = False, slots: int = SLOTS):
+    env = procs.child_env(database_url, redis_url=redis_url, RESILIENT_POLL_INTERVAL=POLL, LOG_LEVEL="INFO",
+                          RESILIENT_WORKER_CONCURRENCY=str(slots))
     if serve:
-        args = ["manage.py", "serve", "--port", str(procs.free_port()), "--workers", str(slots)]
+        args = ["manage.py", "serve", "--port", str(procs.free_port())]
     else:
         args = ["manage.py", "runworker", "jobs"]
     proc = procs.start(name, args, env)
@@ -97,8 +103,8 @@ def run(quick: bool) -> list[Row]:
     raw_runs = [_raw(conn, n, events=False)]
     raw_events = _raw(conn, n, events=True)
     sqlite_rows = [
-        _case("SQLite serve, 1 worker", conn, n, lambda: [_worker("drain-serve1", url, serve=True)], timeout),
-        _case("SQLite serve --workers 2", conn, n, lambda: [_worker("drain-serve2", url, serve=True, slots=2)], timeout),
+        _case(f"SQLite serve, {SLOTS} slots", conn, n, lambda: [_worker("drain-serve", url, serve=True)], timeout),
+        _case("SQLite serve, 1 slot", conn, n, lambda: [_worker("drain-serve-1slot", url, serve=True, slots=1)], timeout),
     ]
     raw_runs.append(_raw(conn, n, events=False))
     rows += _finish(sqlite_rows, raw_runs, raw_events)
@@ -106,17 +112,19 @@ def run(quick: bool) -> list[Row]:
 
     problem = scratch.services_problem()
     if problem:
-        return rows + [skipped("drain", f"PG+Redis runworker x{k}", problem) for k in (1, 2)]
+        return rows + [skipped("drain", f"PG+Redis runworker x{k}, {SLOTS} slots", problem) for k in (1, 2)]
     url, _ = scratch.pg_fresh()
     scratch.redis_flush()
     with scratch.pg_connect(autocommit=True) as conn:
         raw_runs = [_raw(conn, n, events=False)]
         raw_events = _raw(conn, n, events=True)
         pg_rows = [
-            _case(f"PG+Redis runworker x{k}", conn, n,
+            _case(f"PG+Redis runworker x{k}, {SLOTS} slots", conn, n,
                   lambda k=k: [_worker(f"drain-pg{k}-{i}", url, redis_url=scratch.REDIS_URL) for i in range(k)], timeout)
             for k in (1, 2)
         ]
+        pg_rows.append(_case("PG+Redis runworker x1, 1 slot", conn, n,
+                             lambda: [_worker("drain-pg-1slot", url, redis_url=scratch.REDIS_URL, slots=1)], timeout))
         raw_runs.append(_raw(conn, n, events=False))
         rows += _finish(pg_rows, raw_runs, raw_events)
         sql.reset(conn)

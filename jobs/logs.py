@@ -51,6 +51,8 @@ def _text(fields: dict[str, Any]) -> str:
 
 def job_transition(event: str, job: Any, *, attempt: int | None = None, level: int = logging.INFO, **fields: Any) -> None:
     """Log one job transition (``submitted``, ``claimed``, ``succeeded``, ...) with the job's fields."""
+    if not job_log.isEnabledFor(level):
+        return
     data = {
         "job": job.short_id,
         "kind": job.kind,

@@ -41,8 +41,19 @@ def _send_wake() -> None:
     _send("send", JOBS_CHANNEL, WAKE, "worker wake-up")
 
 
+def _on_commit_once(send) -> None:
+    """Register ``send`` to run after the current transaction commits, once however many changes
+    in it ask: a worker's trip records and claims many jobs, and each dashboard hint costs a hop
+    to the event loop. (A savepoint rolled back drops its registration, so a later change re-registers.)"""
+    connection = transaction.get_connection()
+    if connection.in_atomic_block and any(entry[1] is send for entry in connection.run_on_commit):
+        return
+    transaction.on_commit(send)
+
+
 def wake_workers_on_commit() -> None:
-    """After the current transaction commits, wake one idle worker."""
+    """After the current transaction commits, wake one idle worker (one per call: a change that
+    makes several jobs runnable may wake several workers)."""
     transaction.on_commit(_send_wake)
 
 
@@ -54,4 +65,4 @@ def _send_dashboard_changed() -> None:
 
 def dashboard_changed_on_commit() -> None:
     """After the current transaction commits, tell dashboards that jobs changed (a hint, no data)."""
-    transaction.on_commit(_send_dashboard_changed)
+    _on_commit_once(_send_dashboard_changed)

@@ -55,10 +55,13 @@ def record_and_claim(*, worker_id: str, finished: list[Attempt], want: int) -> t
     """Record ``finished`` and claim up to ``want`` jobs, in one transaction.
 
     Returns (the attempts discarded because their lease was lost, the claimed jobs in pop order).
+    The breakers are read once for both, unless recording an outcome changed one.
     """
     with transaction.atomic():
-        lost = record(worker_id=worker_id, finished=finished)
-        claimed = queue.jobs_claim(worker_id=worker_id, limit=want) if want > 0 else []
+        gates = breakers.claim_gates(now=timezone.now())
+        lost, changed = _record(worker_id, finished, gates)
+        claimed = queue.jobs_claim(worker_id=worker_id, limit=want, gates=None if changed else gates) if want > 0 else []
+    _log_discarded(lost, worker_id)
     return lost, claimed
 
 
@@ -67,24 +70,33 @@ def record(*, worker_id: str, finished: list[Attempt]) -> list[Attempt]:
     if not finished:
         return []
     with transaction.atomic():
-        gates = breakers.claim_gates(now=timezone.now())
-        successes = [
-            queue.Success(job=a.job, result=a.result, duration=round(a.duration, 6), finished_at=a.finished_at)
-            for a in finished if a.error is None
-        ]
-        unwritten = {s.job.seq for s in queue.jobs_succeed(successes=successes, worker_id=worker_id)}
-        lost = [a for a in finished if a.error is None and a.job.seq in unwritten]
-        for attempt in finished:
-            if attempt.error is not None and not _fail(attempt, worker_id):
-                lost.append(attempt)
-        _count_for_breakers(finished, gates, worker_id)
+        lost, _ = _record(worker_id, finished, breakers.claim_gates(now=timezone.now()))
+    _log_discarded(lost, worker_id)
+    return lost
+
+
+def _record(worker_id: str, finished: list[Attempt], gates: dict) -> tuple[list[Attempt], bool]:
+    """(the discarded attempts, whether a breaker row was written)."""
+    successes = [
+        queue.Success(job=a.job, result=a.result, duration=round(a.duration, 6), finished_at=a.finished_at)
+        for a in finished if a.error is None
+    ]
+    unwritten = {s.job.seq for s in queue.jobs_succeed(successes=successes, worker_id=worker_id)}
+    lost = [a for a in finished if a.error is None and a.job.seq in unwritten]
+    for attempt in finished:
+        if attempt.error is not None and not _fail(attempt, worker_id):
+            lost.append(attempt)
+    changed = _count_for_breakers(finished, gates, worker_id)
+    return lost, changed
+
+
+def _log_discarded(lost: list[Attempt], worker_id: str) -> None:
     for attempt in lost:
         logs.job_transition(
             "outcome_discarded", attempt.job, attempt=attempt.job.attempts + 1, duration=attempt.duration,
             worker=worker_id, outcome="succeeded" if attempt.error is None else "failed", reason="lease lost",
             level=logging.WARNING,
         )
-    return lost
 
 
 def record_each(*, worker_id: str, finished: list[Attempt]) -> list[Attempt]:
@@ -112,8 +124,9 @@ def _fail(attempt: Attempt, worker_id: str) -> bool:
 
 def _count_for_breakers(
     finished: list[Attempt], gates: dict[str, tuple[breakers.Decision, Any]], worker_id: str
-) -> None:
+) -> bool:
     """Each outcome counts for its dependency's breaker (a slow success counts as a failure).
+    Returns whether any took the full path (and so may have changed a row).
 
     ``gates`` holds the rows as this transaction first read them. Once an outcome of a dependency
     was recorded, its row may have changed, so later ones of the same batch take the full path.
@@ -138,3 +151,4 @@ def _count_for_breakers(
                 )
         except Exception:
             log.exception("job %s: recording the breaker outcome failed", attempt.job.short_id)
+    return bool(recorded)

@@ -5,6 +5,8 @@ The worker's primitives (claim, finish, fail, leases) live beside these in ``job
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +44,27 @@ def actor_name(user: Any) -> str:
 def event_record(*, job: Job, kind: str, actor: str, **details: Any) -> JobEvent:
     """Append one event to ``job``'s history (call inside the mutation's transaction)."""
     return JobEvent.objects.create(job=job, kind=kind, actor=actor, details=details)
+
+
+_EVENTS_INSERT = (
+    f"INSERT INTO {JobEvent._meta.db_table} (job_id, kind, actor, at, details) "  # noqa: S608 - constants
+    "VALUES (%s, %s, %s, %s, %s)"
+)
+
+
+def events_record(events: list[tuple[int, str, str, datetime, dict]]) -> None:
+    """Append many events, each ``(job seq, kind, actor, at, details)``, in ONE statement.
+
+    The worker's hot path: the ORM's bulk_create cost about 120 µs per event there (make bench:
+    drain), this a few. The JSON is what JSONField writes (``json.dumps``, ASCII).
+    """
+    if not events:
+        return
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            _EVENTS_INSERT, [(seq, kind, actor, adapt(at), json.dumps(details)) for seq, kind, actor, at, details in events]
+        )
 
 
 def _resolve_priority(priority: Any, emergency: Any) -> int:

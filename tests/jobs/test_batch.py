@@ -155,3 +155,11 @@ def test_one_unstorable_outcome_does_not_take_the_batch_down_with_it():
     assert [a.job.seq for a in lost] == [bad.seq]
     assert Job.objects.get(seq=good.seq).status == JobStatus.SUCCEEDED
     assert Job.objects.get(seq=bad.seq).status == JobStatus.RUNNING  # left to its lease
+
+
+def test_a_claimed_job_reads_like_the_row_it_came_from():
+    submit(3, payload={"a": [1, "é", None]}, idempotency_key="key-1", max_attempts=7)
+    [job] = queue.jobs_claim(worker_id="w", limit=1)
+    row = Job.objects.get(seq=job.seq)
+    for field in Job._meta.concrete_fields:  # the deferred ones load on access
+        assert getattr(job, field.attname) == getattr(row, field.attname), field.name

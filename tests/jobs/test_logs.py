@@ -22,7 +22,7 @@ def transitions(caplog) -> list[logging.LogRecord]:
 
 
 def test_every_transition_logs_one_line_with_its_fields(caplog):
-    caplog.set_level(logging.INFO, logger="resilient.jobs")
+    caplog.set_level(logging.DEBUG, logger="resilient.jobs")
     job, _ = services.job_submit(kind="noop", priority=3, max_attempts=2, actor="user:ann")
     services.job_reprioritise(job_id=job.uuid, priority=7, actor="user:ann")
     claimed = queue.job_claim_next(worker_id="w1")
@@ -46,6 +46,9 @@ def test_every_transition_logs_one_line_with_its_fields(caplog):
     assert (first.kind, first.dependency, first.priority, first.attempt, first.actor) == ("noop", "local", 3, 0, "user:ann")
     assert first.getMessage() == f"job submitted job={job.short_id} kind=noop dependency=local priority=3 attempt=0 actor=user:ann"
     assert records[1].priority == 7 and records[1].before == 3
+    claims = [r for r in records if r.event == "job.claimed"]
+    assert {r.levelno for r in claims} == {logging.DEBUG}  # the outcome lines are INFO and up
+    assert {r.levelno for r in records if r not in claims} >= {logging.INFO}
     assert records[3].attempt == 1 and records[3].duration == 0.25 and records[3].levelno == logging.WARNING
     assert records[5].attempt == 2 and records[5].error == "boom again"
     succeeded = records[8]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -31,3 +33,36 @@ def test_an_unreachable_channel_layer_does_not_fail_the_submission(caplog):
     job, created = services.job_submit(kind="noop")
     assert created and Job.objects.filter(seq=job.seq).exists()
     assert "could not send worker wake-up" in caplog.text
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}})
+def test_one_transaction_sends_dashboards_one_hint_however_many_jobs_it_changes():
+    from django.db import transaction
+
+    from jobs import outcomes, queue
+    from jobs.notify import DASHBOARD_GROUP
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(DASHBOARD_GROUP, channel)
+
+    async def received() -> int:
+        count = 0
+        while True:
+            try:
+                await asyncio.wait_for(layer.receive(channel), timeout=0.05)
+            except TimeoutError:
+                return count
+            count += 1
+
+    def hints() -> int:
+        return async_to_sync(received)()
+
+    for _ in range(5):
+        services.job_submit(kind="noop")
+    hints()  # the submissions' own hints
+    claimed = queue.jobs_claim(worker_id="w", limit=3)
+    assert hints() == 1
+    with transaction.atomic():
+        outcomes.record_and_claim(worker_id="w", finished=[outcomes.Attempt(job=j) for j in claimed], want=2)
+    assert hints() == 1
