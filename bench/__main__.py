@@ -19,6 +19,7 @@ BENCHMARKS = {
     "api": "bench.api",
     "claim": "bench.claim",
     "drain": "bench.drain",
+    "competitors": "bench.competitors",
     "wakeup": "bench.wakeup",
     "breakers": "bench.breakers",
     "dashboard": "bench.dashboard",

@@ -45,12 +45,15 @@ def child_env(db: str | Path, *, redis_url: str = "", **extra: str) -> dict[str,
     return env
 
 
-def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """Start ``python args...`` in the repository, its output in var/bench/logs/NAME.log."""
+def start(name: str, args: list[str], env: dict[str, str], *, python: str | Path = sys.executable) -> subprocess.Popen:
+    """Start ``python args...`` in the repository, its output in var/bench/logs/NAME.log.
+
+    ``python`` is another interpreter for processes that must not share our venv (competitors).
+    """
     scratch.LOGS.mkdir(parents=True, exist_ok=True)
     log = open(scratch.LOGS / f"{name}.log", "wb")  # noqa: SIM115 - closed in stop()
     proc = subprocess.Popen(
-        [sys.executable, *args],
+        [str(python), *args],
         cwd=scratch.ROOT,
         env=env,
         stdout=log,
