@@ -143,10 +143,14 @@ def _take(condition: str, params: list[Any], worker_id: str, now: datetime) -> l
     """
     adapt = connection.ops.adapt_datetimefield_value
     expires = now + timedelta(seconds=conf.get("LEASE_SECONDS"))
+    # SQLite would answer "status = 'pending'" from an index on status, i.e. walk every pending
+    # row and test it against the list (1.2 ms per claim at 20 k pending); the unary + keeps the
+    # check but takes the index away, so the rows are found by primary key.
+    status = "+status" if connection.vendor == "sqlite" else "status"
     sql = (
         f"UPDATE {Job._meta.db_table} SET status = '{JobStatus.RUNNING.value}', lease_owner = %s, "  # noqa: S608 - constants
         f"lease_expires_at = %s, started_at = %s, updated_at = %s "
-        f"WHERE {condition} AND status = '{JobStatus.PENDING.value}' RETURNING {', '.join(_CLAIMED)}"
+        f"WHERE {condition} AND {status} = '{JobStatus.PENDING.value}' RETURNING {', '.join(_CLAIMED)}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [worker_id, adapt(expires), adapt(now), adapt(now), *params])

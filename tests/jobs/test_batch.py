@@ -40,6 +40,8 @@ def test_sqlite_claim_reads_the_pop_order_index_without_sorting():
         plan = " | ".join(str(row[-1]) for row in cur.fetchall())
     assert "INDEX job_pop_order" in plan, plan
     assert "TEMP B-TREE" not in plan, plan
+    # The claimed rows are then updated by primary key, not found again through an index on status.
+    assert "USING INTEGER PRIMARY KEY" in plan and "job_status" not in plan, plan
 
 
 def test_claim_honours_run_after_and_excluded_dependencies():
