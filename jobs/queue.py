@@ -67,7 +67,7 @@ def jobs_claim(
     its finished jobs and claims the next ones in one, passing the ``gates`` it read there).
     """
     now = now or timezone.now()
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # inside the worker's trip: no savepoint to pay for
         gates = gates if gates is not None else breakers.claim_gates(now=now)
         if all(decision == breakers.Decision.ADMIT for decision, _ in gates.values()):
             jobs = _take_in_pop_order(worker_id, limit, exclude_dependencies, now)
@@ -266,7 +266,7 @@ def jobs_succeed(*, successes: list[Success], worker_id: str) -> list[Success]:
     """
     if not successes:
         return []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         # Wait for these locks, never skip them: another worker's claim can hold one of our
         # running rows for a moment (PostgreSQL keeps the lock it took to re-check a row that
         # stopped matching its pending filter), and skipping would discard a valid outcome.
@@ -278,9 +278,10 @@ def jobs_succeed(*, successes: list[Success], worker_id: str) -> list[Success]:
             with connection.cursor() as cursor:
                 cursor.executemany(_SUCCEED, [
                     # Results come from handlers and downstreams: PostgreSQL refuses NUL, lone surrogates.
-                    (result_field.get_db_prep_value(validation.storable_json(s.result), connection),
-                     adapt(s.finished_at), adapt(s.finished_at), s.job.seq, worker_id)
+                    (result_field.get_db_prep_value(validation.storable_json(s.result), connection), at, at,
+                     s.job.seq, worker_id)
                     for s in kept
+                    for at in [adapt(s.finished_at)]
                 ])
             events_record([(s.job.seq, EventKind.SUCCEEDED, worker_id, s.finished_at, {"duration": s.duration})
                            for s in kept])

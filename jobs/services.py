@@ -61,10 +61,14 @@ def events_record(events: list[tuple[int, str, str, datetime, dict]]) -> None:
     if not events:
         return
     adapt = connection.ops.adapt_datetimefield_value
+    adapted: dict[datetime, Any] = {}  # a batch's events mostly share one instant: convert it once
+    rows = []
+    for seq, kind, actor, at, details in events:
+        if at not in adapted:
+            adapted[at] = adapt(at)
+        rows.append((seq, kind, actor, adapted[at], json.dumps(details)))
     with connection.cursor() as cursor:
-        cursor.executemany(
-            _EVENTS_INSERT, [(seq, kind, actor, adapt(at), json.dumps(details)) for seq, kind, actor, at, details in events]
-        )
+        cursor.executemany(_EVENTS_INSERT, rows)
 
 
 def _resolve_priority(priority: Any, emergency: Any) -> int:

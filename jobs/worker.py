@@ -15,7 +15,6 @@ and hands back the rest.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import os
@@ -246,7 +245,7 @@ class JobRunner:
     async def _call_handler(self, job: Job) -> Any:
         kind = registry.get(job.kind)
         context = JobContext(job_id=str(job.uuid), kind=job.kind, dependency=job.dependency, attempt=job.attempts + 1)
-        if inspect.iscoroutinefunction(kind.run):
+        if kind.is_async:
             result = await kind.run(job.payload, context)
         else:
             result = await sync_to_async(kind.run, thread_sensitive=False, executor=self._threads)(job.payload, context)

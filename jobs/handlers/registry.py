@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ class JobKind:
     run: Callable[[dict, JobContext], Any]
     dependency: str
     validate: Validator | None = None
+    is_async: bool = False  # ``run`` is ``async def``: awaited on the worker's loop, not in a thread
 
 
 _kinds: dict[str, JobKind] = {}
@@ -45,7 +47,8 @@ def handler(name: str, *, dependency: str = "local", validate: Validator | None 
     """
 
     def register(func: Callable[[dict, JobContext], Any]):
-        _kinds[name] = JobKind(name=name, run=func, dependency=dependency, validate=validate)
+        _kinds[name] = JobKind(name=name, run=func, dependency=dependency, validate=validate,
+                               is_async=inspect.iscoroutinefunction(func))
         return func
 
     return register

@@ -165,3 +165,17 @@ def test_a_claimed_job_reads_like_the_row_it_came_from():
     row = Job.objects.get(seq=job.seq)
     for field in Job._meta.concrete_fields:  # the deferred ones load on access
         assert getattr(job, field.attname) == getattr(row, field.attname), field.name
+
+
+def test_the_gates_read_every_breaker_exactly_as_the_orm_does():
+    from jobs import breakers
+
+    breakers.breaker_force_open(name="default", actor="t", reason="maintenance", ttl_seconds=60)
+    for _ in range(10):  # trips it: opened_at, retry_at, held_since set
+        breakers.breaker_record(name="local", outcome=breakers.Outcome.FAILURE, error="boom")
+    gates = breakers.claim_gates(now=timezone.now())
+    assert gates["local"][1].state == "open" and gates["default"][0] == breakers.Decision.REJECT
+    for name, (_, row) in gates.items():
+        orm = Breaker.objects.get(name=name)
+        for field in Breaker._meta.concrete_fields:
+            assert getattr(row, field.attname) == getattr(orm, field.attname), (name, field.name)
