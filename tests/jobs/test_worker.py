@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import get_default_application
 from django.test import override_settings
@@ -37,8 +38,11 @@ async def submit(**kwargs) -> Job:
     return job
 
 
+# Reads go through database_sync_to_async, which closes the connection it used afterwards; the
+# async ORM (aget, async for) would leave one open in asgiref's thread, and PostgreSQL then
+# refuses to drop the test database.
 async def refreshed(job: Job) -> Job:
-    return await Job.objects.aget(seq=job.seq)
+    return await database_sync_to_async(Job.objects.get)(seq=job.seq)
 
 
 async def run_until_done(jobs: list[Job], *, timeout: float = 15, concurrency: int = 1) -> list[Job]:
@@ -59,7 +63,7 @@ async def run_until_done(jobs: list[Job], *, timeout: float = 15, concurrency: i
 
 
 async def events(job: Job) -> list:
-    return [e async for e in job.events.order_by("id")]
+    return await database_sync_to_async(lambda: list(job.events.order_by("id")))()
 
 
 @override_settings(RESILIENT=FAST)
@@ -253,7 +257,9 @@ async def test_a_busy_runner_records_and_claims_a_batch_per_transaction():
     jobs = [await submit(kind="noop") for _ in range(40)]
     done = await run_until_done(jobs, concurrency=4)
     assert all(j.status == JobStatus.SUCCEEDED for j in done)
-    claim_times = {e.at async for e in JobEvent.objects.filter(kind=EventKind.CLAIMED)}
+    claim_times = set(await database_sync_to_async(
+        lambda: list(JobEvent.objects.filter(kind=EventKind.CLAIMED).values_list("at", flat=True))
+    )())
     # Each trip claims for every slot the last batch freed, all at one instant.
     assert len(claim_times) <= 40 // 4 + 2, sorted(claim_times)
     assert sorted(j.started_at for j in done) == [j.started_at for j in sorted(done, key=lambda j: j.seq)]
