@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, fields
+from typing import Any
 
 from django.conf import settings
 
@@ -36,8 +37,27 @@ def _global_overrides() -> dict:
     return {key: cast(os.environ[var]) for key, (var, cast) in env.items() if os.environ.get(var)}
 
 
+_ENV = ("RESILIENT_DEFAULT_BASE_URL", "VALIDATION_URL", "RESILIENT_BREAKER_FAILURE_THRESHOLD",
+        "RESILIENT_BREAKER_RESET_TIMEOUT", "RESILIENT_BREAKER_MAX_RESET_TIMEOUT")
+_memo: tuple[Any, tuple, dict[str, Dependency]] | None = None
+
+
 def configured() -> dict[str, Dependency]:
-    """Every dependency: the built-in three plus settings.RESILIENT["DEPENDENCIES"]."""
+    """Every dependency: the built-in three plus settings.RESILIENT["DEPENDENCIES"].
+
+    Remembered while the settings object and the environment variables it reads stay the same
+    (the worker asks on every trip to the database; ``override_settings`` swaps the object)."""
+    global _memo
+    declared_setting = getattr(settings, "RESILIENT", {}).get("DEPENDENCIES")
+    env = tuple(os.environ.get(name) for name in _ENV)
+    if _memo is not None and _memo[0] is declared_setting and _memo[1] == env:
+        return dict(_memo[2])
+    result = _build()
+    _memo = (declared_setting, env, result)
+    return dict(result)
+
+
+def _build() -> dict[str, Dependency]:
     declared: dict[str, dict] = {
         LOCAL: {},
         DEFAULT: {"base_url": os.environ.get("RESILIENT_DEFAULT_BASE_URL", "")},

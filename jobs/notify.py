@@ -7,6 +7,9 @@ message costs at most one poll interval (workers) or one idle refresh (dashboard
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
@@ -24,17 +27,21 @@ DASHBOARD_CHANGED = {"type": "dashboard.changed"}
 log = logging.getLogger(__name__)
 
 
-def _send(method: str, target: str, message: dict, what: str) -> None:
+async def _asend(method: str, target: str, message: dict, what: str) -> None:
     """Send one hint on the channel layer; a full or broken layer never breaks the committed change."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(getattr(layer, method))(target, message)
+        await getattr(layer, method)(target, message)
     except ChannelFull:
         pass  # enough hints are already waiting to be read
     except Exception:
         log.warning("could not send %s", what, exc_info=True)
+
+
+def _send(method: str, target: str, message: dict, what: str) -> None:
+    async_to_sync(_asend)(method, target, message, what)
 
 
 def _send_wake() -> None:
@@ -64,5 +71,34 @@ def _send_dashboard_changed() -> None:
 
 
 def dashboard_changed_on_commit() -> None:
-    """After the current transaction commits, tell dashboards that jobs changed (a hint, no data)."""
+    """After the current transaction commits, tell dashboards that jobs changed (a hint, no data).
+
+    Inside ``dashboard_hints_collected()`` the hint is only noted: its caller sends it."""
+    collecting = getattr(_collected, "hints", None)
+    if collecting is not None:
+        collecting.append(DASHBOARD_CHANGED)
+        return
     _on_commit_once(_send_dashboard_changed)
+
+
+_collected = threading.local()
+
+
+@contextmanager
+def dashboard_hints_collected() -> Iterator[list[dict]]:
+    """Note this thread's dashboard hints in the yielded list instead of sending them.
+
+    For the worker: its database thread would otherwise wait on the event loop (and on Redis)
+    for every trip's hint. The worker sends one itself with ``asend_dashboard_changed`` once
+    the block's transaction has committed (a hint noted in a block that rolled back is then
+    sent anyway: hints carry no data, a spare one costs one snapshot at most)."""
+    _collected.hints = hints = []
+    try:
+        yield hints
+    finally:
+        _collected.hints = None
+
+
+async def asend_dashboard_changed() -> None:
+    """``_send_dashboard_changed`` from the event loop."""
+    await _asend("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")

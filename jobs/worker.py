@@ -28,7 +28,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from jobs import breakers, conf, outcomes, queue, workers
+from jobs import breakers, conf, notify, outcomes, queue, workers
 from jobs.handlers import registry
 from jobs.handlers.registry import JobContext
 from jobs.models import Job
@@ -67,6 +67,8 @@ class JobRunner:
         self._stopping = asyncio.Event()
         self._running: dict[int, tuple[Job, asyncio.Task]] = {}
         self._finished: list[Attempt] = []
+        self._hint: asyncio.Task | None = None  # the dashboard hint being sent
+        self._hint_again = False  # a trip committed while it was being sent
         # Sync handlers (``requests``) run here, one thread per slot, never on the ORM's thread.
         self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
         self.hostname = socket.gethostname()
@@ -104,6 +106,8 @@ class JobRunner:
             for task in (dispatcher, *helpers):
                 task.cancel()
             await asyncio.gather(dispatcher, *helpers, return_exceptions=True)
+            if self._hint is not None:  # the last trip's hint goes out before the worker stops
+                await asyncio.gather(self._hint, return_exceptions=True)
             self._threads.shutdown(wait=False, cancel_futures=True)
             _runners.discard(self)
             try:
@@ -149,9 +153,9 @@ class JobRunner:
     async def _trip(self, finished: list[Attempt], free: int) -> list[Job]:
         """One transaction: record ``finished``, claim up to ``free`` jobs. Never raises."""
         try:
-            _, claimed = await database_sync_to_async(outcomes.record_and_claim)(
-                worker_id=self.worker_id, finished=finished, want=free
-            )
+            claimed, hinted = await database_sync_to_async(self._record_and_claim)(finished, free)
+            if hinted:
+                self._hint_dashboards()
             return claimed
         except Exception:
             log.exception("worker %s: recording %d outcome(s) and claiming failed; recording one by one",
@@ -163,6 +167,26 @@ class JobRunner:
                 log.exception("worker %s: recording outcomes failed", self.worker_id)
         self._woken = False  # back off until the next poll
         return []
+
+    def _record_and_claim(self, finished: list[Attempt], free: int) -> tuple[list[Job], bool]:
+        with notify.dashboard_hints_collected() as hints:
+            _, claimed = outcomes.record_and_claim(worker_id=self.worker_id, finished=finished, want=free)
+        return claimed, bool(hints)
+
+    def _hint_dashboards(self) -> None:
+        """Tell dashboards jobs changed, from the loop: the database thread never waits for it.
+        Hints coalesce: while one is being sent, later trips only ask for one more after it."""
+        if self._hint is None or self._hint.done():
+            self._hint = asyncio.create_task(self._send_hints())
+        else:
+            self._hint_again = True
+
+    async def _send_hints(self) -> None:
+        while True:
+            self._hint_again = False
+            await notify.asend_dashboard_changed()
+            if not self._hint_again:
+                return
 
     def _start(self, job: Job) -> None:
         execution = asyncio.create_task(self._attempt(job))

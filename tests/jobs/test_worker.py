@@ -263,3 +263,28 @@ async def test_a_busy_runner_records_and_claims_a_batch_per_transaction():
     # Each trip claims for every slot the last batch freed, all at one instant.
     assert len(claim_times) <= 40 // 4 + 2, sorted(claim_times)
     assert sorted(j.started_at for j in done) == [j.started_at for j in sorted(done, key=lambda j: j.seq)]
+
+
+@override_settings(RESILIENT=FAST, CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}})
+async def test_dashboards_hear_of_the_runners_changes_from_the_loop():
+    from jobs.notify import DASHBOARD_GROUP
+
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(DASHBOARD_GROUP, channel)
+
+    async def hints() -> int:
+        count = 0
+        while True:
+            try:
+                await asyncio.wait_for(layer.receive(channel), timeout=0.1)
+            except TimeoutError:
+                return count
+            count += 1
+
+    jobs = [await submit(kind="noop") for _ in range(20)]
+    await hints()  # the submissions' own
+    await run_until_done(jobs, concurrency=4)
+    sent = await hints()
+    # The trips' hints are sent by the runner on its loop, coalesced while one is in flight.
+    assert 1 <= sent <= 20 // 4 + 2
