@@ -99,6 +99,7 @@ def jobs_claim(
 
 
 POP_ORDER_INDEX = "job_pop_order"
+POP_ORDER_BY_DEPENDENCY_INDEX = "job_pop_order_by_dependency"
 PENDING_RUNNABLE = f"status = '{JobStatus.PENDING.value}' AND run_after <= %s"
 
 
@@ -176,12 +177,21 @@ def _tops(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
     per dependency (``job_pop_order_by_dependency``), however many jobs are held elsewhere."""
     if not names:
         return []
-    parts, params = [], []
-    for i, name in enumerate(names):
-        probe = pop_order().filter(dependency=name, run_after__lte=now).values_list("priority", "seq", "dependency")[:1]
-        sql, probe_params = probe.query.sql_with_params()
-        parts.append(f"SELECT * FROM ({sql}) AS top{i}")  # noqa: S608 - our own compiled SQL
-        params.extend(probe_params)
+    parts: list[str] = []
+    params: list[Any] = []
+    if connection.vendor == "sqlite":  # named, as in the claim: its planner would sort the pending rows
+        probe = (
+            f"SELECT priority, seq, dependency FROM {Job._meta.db_table} INDEXED BY {POP_ORDER_BY_DEPENDENCY_INDEX} "  # noqa: S608
+            f"WHERE {PENDING_RUNNABLE} AND dependency = %s ORDER BY priority DESC, seq LIMIT 1"
+        )
+        parts = [f"SELECT * FROM ({probe}) AS top{i}" for i in range(len(names))]  # noqa: S608
+        params = [value for name in names for value in (connection.ops.adapt_datetimefield_value(now), name)]
+    else:
+        for i, name in enumerate(names):
+            probe = pop_order().filter(dependency=name, run_after__lte=now).values_list("priority", "seq", "dependency")[:1]
+            sql, probe_params = probe.query.sql_with_params()
+            parts.append(f"SELECT * FROM ({sql}) AS top{i}")  # noqa: S608 - our own compiled SQL
+            params.extend(probe_params)
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
         return cursor.fetchall()
@@ -208,11 +218,14 @@ def _claim_by_dependency(
     }
     tops = [(-priority, seq, name, open_to[name]) for priority, seq, name in _tops(sorted(open_to), now)]
     for _, seq, name, decision in sorted(tops):
-        candidates = pop_order().filter(dependency=name, run_after__lte=now)
-        if decision == breakers.Decision.TRIAL:
-            # The trial is the dependency's highest-priority job, nothing else.
-            candidates = candidates.filter(seq=seq)
-        found = lockable(candidates).values_list("seq", flat=True).first()
+        if connection.vendor == "sqlite":
+            found = seq  # the IMMEDIATE transaction holds the write lock: the probe's answer stands
+        else:  # another worker may hold or have taken it: its next unlocked job instead
+            candidates = pop_order().filter(dependency=name, run_after__lte=now)
+            if decision == breakers.Decision.TRIAL:
+                # The trial is the dependency's highest-priority job, nothing else.
+                candidates = candidates.filter(seq=seq)
+            found = lockable(candidates).values_list("seq", flat=True).first()
         if found is None:
             continue  # taken by a concurrent claim
         if decision == breakers.Decision.TRIAL and not breakers.trial_acquire(

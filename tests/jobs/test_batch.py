@@ -179,3 +179,26 @@ def test_the_gates_read_every_breaker_exactly_as_the_orm_does():
         orm = Breaker.objects.get(name=name)
         for field in Breaker._meta.concrete_fields:
             assert getattr(row, field.attname) == getattr(orm, field.attname), (name, field.name)
+
+
+def test_sqlite_claim_around_an_open_breaker_probes_each_dependency_through_its_index():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite planner behaviour")
+    from jobs import breakers
+
+    for _ in range(30):
+        submit(9, dependency="default")  # held: their breaker is forced open
+    wanted = [submit(p) for p in (1, 5, 3)]
+    breakers.breaker_force_open(name="default", actor="t", reason="maintenance")
+    with CaptureQueriesContext(connection) as ctx:
+        claimed = queue.jobs_claim(worker_id="w", limit=3)
+    assert [j.seq for j in claimed] == [wanted[1].seq, wanted[2].seq, wanted[0].seq]
+    reads = [q["sql"] for q in ctx.captured_queries
+             if q["sql"].startswith("SELECT") and "jobs_job" in q["sql"] and "FROM jobs_breaker" not in q["sql"]]
+    assert reads, ctx.captured_queries
+    for sql in reads:  # no read of the job table sorts pending rows: each walks an index in order
+        with connection.cursor() as cur:
+            cur.execute("EXPLAIN QUERY PLAN " + sql)
+            plan = " | ".join(str(row[-1]) for row in cur.fetchall())
+        assert "TEMP B-TREE" not in plan, (sql, plan)
+    assert Job.objects.filter(dependency="default", status=JobStatus.PENDING).count() == 30
