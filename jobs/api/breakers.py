@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -76,11 +76,16 @@ class BreakerDetailSerializer(BreakerSerializer):
     events = BreakerEventSerializer(many=True)
 
 
+@extend_schema_field({"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": breakers.MAX_TTL_SECONDS})
+class TtlField(serializers.FloatField):
+    """More than 0 (the service refuses 0): OpenAPI 3.0 says so with ``exclusiveMinimum``."""
+
+
 class OverrideRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, max_length=breakers.MAX_REASON_CHARS)
-    ttl_seconds = serializers.FloatField(
-        required=False, min_value=0, max_value=breakers.MAX_TTL_SECONDS,
-        help_text="Lift the override by itself after this many seconds (not for release).",
+    ttl_seconds = TtlField(
+        required=False,  # the range is the service's (jobs.breakers), stated in TtlField's schema
+        help_text="Lift the override by itself after this many seconds, more than 0 (not for release).",
     )
 
 

@@ -139,6 +139,12 @@ def test_schema_still_generates(api):
     assert api.get("/api/schema/").status_code == 200
 
 
+def test_schema_says_an_override_ttl_must_be_more_than_zero_as_the_service_does(api):
+    schema = api.get("/api/schema/?format=json").json()
+    ttl = schema["components"]["schemas"]["OverrideRequestRequest"]["properties"]["ttl_seconds"]
+    assert ttl["minimum"] == 0 and ttl["exclusiveMinimum"] is True
+
+
 # --- submission-time validation ------------------------------------------------------------------
 
 
