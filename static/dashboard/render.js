@@ -302,6 +302,11 @@ export function renderBreakers(container, empty, breakers, ui) {
           ...(o.expires_at ? ['lifts ', countdown(o.expires_at), ` (at ${clockTime(o.expires_at)})`] : ['until released'])),
         el('p', { class: 'shadow', text: `Automatic state would be ${shadow}.` }));
     } else box.replaceChildren();
+    const release = card.querySelector('button.breaker_release');
+    if (release) {  // nothing to release without an override
+      release.disabled = !o;
+      release.title = o ? '' : 'No override in force';
+    }
     const retry = b.state === 'open' && !o && b.retry_at && !b.ready_to_test ? [countdown(b.retry_at)] : ['—'];
     card.querySelector('.breaker-stats').replaceChildren(
       stat('Held jobs', el('span', { class: 'held-count', 'data-held': b.held, text: countText(b.held ?? 0, b.held_bound) })),

@@ -348,6 +348,7 @@ def test_force_open_with_a_reason_then_release_seen_live_and_by_the_api(browser,
     assert api_job(server, job["id"])["waiting_for"]["reason"] == "breaker_open"
     expect(page.locator("#events li.breaker-event").first).to_contain_text("breaker default forced open by user:operator")
 
+    expect(other.get_by_role("button", name="Release breaker default")).to_be_enabled()
     other.get_by_role("button", name="Release breaker default").click()
     release = other.get_by_role("dialog", name="Release breaker default")
     expect(other.get_by_role("spinbutton", name="Duration")).to_be_hidden()
@@ -358,6 +359,7 @@ def test_force_open_with_a_reason_then_release_seen_live_and_by_the_api(browser,
         expect(c).to_have_attribute("data-state", "closed")
         expect(c.locator(".breaker-state")).to_have_text("Closed")
         expect(c.locator(".breaker-override")).to_be_hidden()
+        expect(c.get_by_role("button", name="Release breaker default")).to_be_disabled()  # nothing to release
     expect(row).not_to_have_class(re.compile(r"\bheld\b"))
     breaker = api_breaker(server, "default")
     assert breaker["override"] is None and breaker["state"] == "closed"
