@@ -66,11 +66,8 @@ def main() -> None:
     def plan() -> str:
         with CaptureQueriesContext(connection) as ctx:
             job = queue.job_claim_next(worker_id="bench-explain")
-        # The job SELECT, not the breaker gates query that precedes it.
-        select = next(
-            q["sql"] for q in ctx.captured_queries
-            if q["sql"].lstrip().upper().startswith("SELECT") and "jobs_job" in q["sql"].split("WHERE")[0]
-        )
+        # The claiming UPDATE … RETURNING, not the breaker gates query that precedes it.
+        select = next(q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE JOBS_JOB"))
         with transaction.atomic(), connection.cursor() as cur:
             cur.execute(("EXPLAIN QUERY PLAN " if vendor == "sqlite" else "EXPLAIN ") + select)
             lines = [" ".join(str(c) for c in row) for row in cur.fetchall()]

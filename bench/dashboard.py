@@ -7,8 +7,12 @@
    among them the whole first 100).
 2. Latency from a job's submission over the API to its appearance in a connected websocket
    client, p50 / p99, against a real ``manage.py serve`` (Daphne + worker, SQLite).
-3. While that server's worker drains noop jobs as fast as it can: messages per second one
+3. While that server's worker drains noop jobs submitted over the API: messages per second one
    client receives (bounded by coalescing) and whether its last snapshot is exact.
+4. A bulk drain: N pending noop jobs inserted straight into that server's database (the API
+   alone cannot submit fast enough to load the worker), drained by its worker at full speed
+   with one dashboard connected and with none: jobs/s over the database's own window, the
+   client's messages per second, and whether its last snapshot is exact.
 
 Each database part runs in a child process (Django is configured once per process) with its own
 scratch SQLite file or its own PostgreSQL database (``h_dash_bench`` unless
@@ -212,7 +216,7 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = open(Path(self.var) / "serve.log", "w")  # noqa: SIM115
-        self.proc = subprocess.Popen([*manage, "serve", "--port", str(self.port), "--workers", "4"], env=self.env,
+        self.proc = subprocess.Popen([*manage, "serve", "--port", str(self.port)], env=self.env,
                                      cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"
         import requests
@@ -345,11 +349,73 @@ def _flood_without_dashboard(server: Server, flood: int) -> dict:
     return {"jobs": flood, "seconds": round(elapsed, 2), "jobs_per_second": round(flood / elapsed, 1)}
 
 
-def bench_live(samples: int, flood: int) -> dict:
+async def _bulk_drain(server: Server, jobs: int, *, watch: bool) -> dict:
+    """Insert ``jobs`` pending noop jobs in one transaction, wake the worker, wait until the
+    queue is empty; with ``watch``, through the eyes of one connected dashboard."""
+    import requests
+    import websockets
+
+    from bench import scratch, sql
+
+    conn = scratch.sqlite_connect(Path(server.var) / scratch.SQLITE_NAME)
+    before = conn.execute("SELECT coalesce(max(seq), 0) FROM jobs_job").fetchone()[0]
+    target = conn.execute("SELECT count(*) FROM jobs_job WHERE status = 'succeeded'").fetchone()[0] + jobs + 1
+    api = requests.Session()
+    api.headers["Authorization"] = f"Token {server.token}"
+    ws = None
+    if watch:
+        ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/ws/dashboard/", origin=server.base,
+                                      additional_headers={"Cookie": server.session_cookie()}, max_size=2**24)
+    try:
+        sql.fill(conn, jobs)
+        api.post(server.base + "/api/jobs/", json={"kind": "noop"})  # its wake-up starts the drain now
+        started = time.perf_counter()
+        received: list[float] = []
+        last_state = None
+        while time.perf_counter() - started < 120:
+            if ws is not None:
+                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+                if message["type"] != "snapshot":
+                    continue
+                received.append(time.perf_counter())
+                last_state = message["state"]
+                if last_state["counts"].get("succeeded", 0) >= target:
+                    break
+            else:
+                counts = dict(conn.execute("SELECT status, count(*) FROM jobs_job GROUP BY status").fetchall())
+                if counts.get("succeeded", 0) >= target:
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        if ws is not None:
+            await ws.close()
+    done, window = conn.execute(
+        "SELECT count(*), (julianday(max(finished_at)) - julianday(min(started_at))) * 86400.0 "
+        "FROM jobs_job WHERE seq > ? AND status = 'succeeded'", (before,)).fetchone()
+    conn.close()
+    result = {"jobs": done, "window_s": round(window, 3), "jobs_per_second": round(done / window, 1)}
+    if watch:
+        per_second: dict[int, int] = {}
+        for t in received:
+            per_second[int(t - started)] = per_second.get(int(t - started), 0) + 1
+        truth = api.get(server.base + "/api/queue/").json()
+        result.update(messages=len(received), max_messages_in_one_second=max(per_second.values()),
+                      final_matches_api=last_state is not None and last_state["counts"] == truth["by_status"])
+    return result
+
+
+def bench_live(samples: int, flood: int, bulk: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-dashboard-") as var, Server(var) as server:
         baseline = _flood_without_dashboard(server, flood)
         result = asyncio.run(_latency_and_flood(server, samples, flood))
         result["flood_without_dashboard"] = baseline
+        unwatched = asyncio.run(_bulk_drain(server, bulk, watch=False))
+        watched = asyncio.run(_bulk_drain(server, bulk, watch=True))
+        result["bulk_drain"] = {
+            "unwatched": unwatched,
+            "watched": watched,
+            "watched_over_unwatched": round(watched["jobs_per_second"] / unwatched["jobs_per_second"], 3),
+        }
         return result
 
 
@@ -358,7 +424,7 @@ def run(quick: bool) -> dict:
     pending = 100_000 if quick else 1_000_000
     return {
         "snapshot": bench_snapshot(pending, repeats=10 if quick else 30),
-        "live": bench_live(samples=30 if quick else 200, flood=400 if quick else 1000),
+        "live": bench_live(samples=30 if quick else 200, flood=400 if quick else 1000, bulk=2000 if quick else 10_000),
     }
 
 
@@ -375,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "snapshot":
         result = {"snapshot": bench_snapshot(100_000 if args.quick else 1_000_000, 10 if args.quick else 30)}
     elif args.only == "live":
-        result = {"live": bench_live(30 if args.quick else 200, 400 if args.quick else 1000)}
+        result = {"live": bench_live(30 if args.quick else 200, 400 if args.quick else 1000, 2000 if args.quick else 10_000)}
     else:
         result = run(args.quick)
     print(json.dumps(result, indent=2))
