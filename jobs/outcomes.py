@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import breakers, dependencies, logs, queue
@@ -55,12 +55,16 @@ def record_and_claim(*, worker_id: str, finished: list[Attempt], want: int) -> t
     """Record ``finished`` and claim up to ``want`` jobs, in one transaction.
 
     Returns (the attempts discarded because their lease was lost, the claimed jobs in pop order).
-    The breakers are read once for both, unless recording an outcome changed one.
+    On SQLite the breakers are read once for both (the IMMEDIATE transaction holds the write
+    lock, so nothing changes them meanwhile) unless recording an outcome changed one. On
+    PostgreSQL the claim reads them again: another worker may have tripped or forced one open
+    while this trip waited for a row lock.
     """
     with transaction.atomic():
         gates = breakers.claim_gates(now=timezone.now())
         lost, changed = _record(worker_id, finished, gates)
-        claimed = queue.jobs_claim(worker_id=worker_id, limit=want, gates=None if changed else gates) if want > 0 else []
+        reuse = not changed and connection.vendor == "sqlite"
+        claimed = queue.jobs_claim(worker_id=worker_id, limit=want, gates=gates if reuse else None) if want > 0 else []
     _log_discarded(lost, worker_id)
     return lost, claimed
 
@@ -130,10 +134,14 @@ def _count_for_breakers(
 
     ``gates`` holds the rows as this transaction first read them. Once an outcome of a dependency
     was recorded, its row may have changed, so later ones of the same batch take the full path.
+
+    Breaker rows are written in name order (each dependency's outcomes keeping their own order):
+    two workers' batches then lock them in the same order and cannot deadlock each other on
+    PostgreSQL. A failed write is retried once before it is logged and dropped.
     """
     deps = dependencies.configured()
     recorded: set[str] = set()
-    for attempt in finished:
+    for attempt in sorted(finished, key=lambda a: a.job.dependency):
         name = attempt.job.dependency
         outcome = breakers.classify(attempt.error)
         if outcome == breakers.Outcome.SUCCESS and not attempt.trial and name not in recorded:
@@ -142,13 +150,16 @@ def _count_for_breakers(
                 continue
         recorded.add(name)
         admission = breakers.Admission(dependency=name, owner=worker_id, trial=attempt.trial, job_seq=attempt.job.seq)
-        try:
-            with transaction.atomic():  # a breaker hiccup must not lose the jobs' outcomes
-                breakers.breaker_record(
-                    name=name, outcome=outcome, admission=admission, duration=attempt.duration,
-                    error=error_text(attempt.error) if attempt.error else "", job_id=str(attempt.job.uuid),
-                    retry_after=getattr(attempt.error, "retry_after", None), actor=worker_id,
-                )
-        except Exception:
-            log.exception("job %s: recording the breaker outcome failed", attempt.job.short_id)
+        for tries_left in (1, 0):
+            try:
+                with transaction.atomic():  # a breaker hiccup must not lose the jobs' outcomes
+                    breakers.breaker_record(
+                        name=name, outcome=outcome, admission=admission, duration=attempt.duration,
+                        error=error_text(attempt.error) if attempt.error else "", job_id=str(attempt.job.uuid),
+                        retry_after=getattr(attempt.error, "retry_after", None), actor=worker_id,
+                    )
+                break
+            except Exception:
+                if not tries_left:
+                    log.exception("job %s: recording the breaker outcome failed", attempt.job.short_id)
     return bool(recorded)

@@ -202,3 +202,29 @@ def test_sqlite_claim_around_an_open_breaker_probes_each_dependency_through_its_
             plan = " | ".join(str(row[-1]) for row in cur.fetchall())
         assert "TEMP B-TREE" not in plan, (sql, plan)
     assert Job.objects.filter(dependency="default", status=JobStatus.PENDING).count() == 30
+
+
+def test_a_batch_writes_breaker_rows_in_name_order_so_two_workers_cannot_deadlock(settings):
+    from jobs import breakers
+
+    settings.RESILIENT = {"DEPENDENCIES": {"alpha": {}, "beta": {}}}
+    b, a = submit(2, dependency="beta"), submit(1, dependency="alpha")
+    claimed = {j.dependency: j for j in queue.jobs_claim(worker_id="w", limit=2)}
+    outcomes.record(worker_id="w", finished=[  # beta finished first
+        finished(claimed["beta"], error=DependencyFailure("HTTP 503")),
+        finished(claimed["alpha"], error=DependencyFailure("HTTP 503")),
+    ])
+    written = list(BreakerEvent.objects.filter(kind="failure").order_by("id").values_list("breaker_id", flat=True))
+    assert written == ["alpha", "beta"]
+    assert {breakers.claim_gates(now=timezone.now())[n][1].failures for n in ("alpha", "beta")} == {1}
+    assert {a.seq, b.seq} == {j.seq for j in claimed.values()}
+
+
+def test_on_postgresql_the_claim_reads_the_breakers_again_after_recording():
+    submit(2), submit(1)
+    [job] = queue.jobs_claim(worker_id="w", limit=1)
+    with CaptureQueriesContext(connection) as ctx:
+        outcomes.record_and_claim(worker_id="w", finished=[finished(job, {})], want=1)
+    reads = [q for q in ctx.captured_queries if q["sql"].startswith("SELECT") and "FROM jobs_breaker" in q["sql"]]
+    # SQLite holds the write lock for the whole trip, so one read serves both; PostgreSQL does not.
+    assert len(reads) == (1 if connection.vendor == "sqlite" else 2)
