@@ -64,6 +64,10 @@ class JobRunner:
         self.shutdown_grace = shutdown_grace if shutdown_grace is not None else conf.get("SHUTDOWN_GRACE")
         self._kick = asyncio.Event()  # an attempt finished, a wake-up came, or stop was requested
         self._woken = True  # look for work (the first pass always does)
+        self._wakes = 0  # wake-ups so far: one that arrives during a trip must not be forgotten
+        self._next_poll = 0.0  # loop time of the next poll, however often attempts finish
+        self._grace_over = False
+        self._releases: set[asyncio.Task] = set()  # hand-backs of jobs cancelled before they ran
         self._stopping = asyncio.Event()
         self._running: dict[int, tuple[Job, asyncio.Task]] = {}
         self._finished: list[Attempt] = []
@@ -78,6 +82,7 @@ class JobRunner:
 
     def wake(self) -> None:
         self._woken = True
+        self._wakes += 1
         self._kick.set()
 
     def request_stop(self) -> None:
@@ -98,6 +103,7 @@ class JobRunner:
         _runners.add(self)
         log.info("worker %s started (%d slot(s), poll %.2fs)", self.worker_id, self.concurrency, self.poll_interval)
         dispatcher = asyncio.create_task(self._dispatch())
+        dispatcher.add_done_callback(self._dispatcher_done)
         helpers = [asyncio.create_task(self._housekeeping()), asyncio.create_task(self._renew())]
         try:
             await self._stopping.wait()
@@ -106,6 +112,10 @@ class JobRunner:
             for task in (dispatcher, *helpers):
                 task.cancel()
             await asyncio.gather(dispatcher, *helpers, return_exceptions=True)
+            leftover = [task for _, task in self._running.values()]
+            for task in leftover:  # only if the drain itself timed out: they hand their jobs back
+                task.cancel()
+            await asyncio.gather(*leftover, *self._releases, return_exceptions=True)
             if self._hint is not None:  # the last trip's hint goes out before the worker stops
                 await asyncio.gather(self._hint, return_exceptions=True)
             self._threads.shutdown(wait=False, cancel_futures=True)
@@ -117,22 +127,39 @@ class JobRunner:
             log.info("worker %s stopped", self.worker_id)
 
     async def _drain(self, dispatcher: asyncio.Task) -> None:
-        """Running jobs finish and are recorded; past the grace period, the rest are released."""
+        """Running jobs finish and are recorded; past the grace period, the rest are released.
+
+        Past the grace period every running job is cancelled (and handed back), again and again
+        until the dispatcher is done: a trip in flight when the grace ran out may still start
+        the jobs it claimed."""
         done, _ = await asyncio.wait([dispatcher], timeout=self.shutdown_grace)
-        if not done:
+        if done:
+            return
+        self._grace_over = True
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + 10
+        while not dispatcher.done() and loop.time() < give_up:
             for _, execution in list(self._running.values()):
-                execution.cancel()  # _attempt hands the job back to pending
-            await asyncio.wait([dispatcher], timeout=10)
+                execution.cancel()  # _attempt (or _attempt_done) hands the job back to pending
+            await asyncio.wait([dispatcher], timeout=0.1)
+
+    def _dispatcher_done(self, dispatcher: asyncio.Task) -> None:
+        """A dispatcher that dies would leave a worker that heartbeats but runs nothing: stop."""
+        if not dispatcher.cancelled() and dispatcher.exception() is not None:
+            log.error("worker %s: dispatcher failed; stopping", self.worker_id, exc_info=dispatcher.exception())
+            self.request_stop()
 
     async def _dispatch(self) -> None:
         """Record finished attempts and fill free slots, one transaction per trip, until stopped
         and every running job is recorded."""
         while True:
             finished, self._finished = self._finished, []
+            self._poll_if_due()
             free = 0 if self.stopping or not self._woken else self.concurrency - len(self._running)
             if finished or free:
+                wakes = self._wakes
                 claimed = await self._trip(finished, free)
-                if free and len(claimed) < free:
+                if free and len(claimed) < free and self._wakes == wakes:
                     self._woken = False  # the queue had no more for us: wait for a wake-up or the poll
                 for job in claimed:
                     self._start(job)
@@ -143,12 +170,22 @@ class JobRunner:
             await self._wait()
 
     async def _wait(self) -> None:
-        """Until an attempt finishes, a wake-up comes or stop is requested; or one poll interval."""
+        """Until an attempt finishes, a wake-up comes or stop is requested; or the next poll."""
+        timeout = max(0.0, self._next_poll - asyncio.get_running_loop().time())
         try:
-            await asyncio.wait_for(self._kick.wait(), timeout=self.poll_interval)
+            await asyncio.wait_for(self._kick.wait(), timeout=timeout)
         except TimeoutError:
-            self._woken = True  # poll: scheduled retries, returned leases, lost wake-ups
+            pass
         self._kick.clear()
+
+    def _poll_if_due(self) -> None:
+        """Every poll interval, look for work whatever happened meanwhile: scheduled retries,
+        returned leases and lost wake-ups are found this way (a steady stream of finishing
+        attempts does not postpone it)."""
+        now = asyncio.get_running_loop().time()
+        if now >= self._next_poll:
+            self._woken = True
+            self._next_poll = now + self.poll_interval
 
     async def _trip(self, finished: list[Attempt], free: int) -> list[Job]:
         """One transaction: record ``finished``, claim up to ``free`` jobs. Never raises."""
@@ -190,7 +227,19 @@ class JobRunner:
 
     def _start(self, job: Job) -> None:
         execution = asyncio.create_task(self._attempt(job))
+        execution.add_done_callback(lambda task, job=job: self._attempt_done(job, task))
         self._running[job.seq] = (job, execution)
+        if self._grace_over:  # claimed by a trip that was in flight when the grace ran out
+            execution.cancel()
+
+    def _attempt_done(self, job: Job, execution: asyncio.Task) -> None:
+        self._running.pop(job.seq, None)
+        self._kick.set()
+        if execution.cancelled() and not getattr(job, "handed_back", False):
+            # Cancelled before its first step: _attempt never ran, so hand the job back here.
+            release = asyncio.create_task(database_sync_to_async(self._release_on_shutdown)(job))
+            self._releases.add(release)
+            release.add_done_callback(self._releases.discard)
 
     async def _housekeeping(self) -> None:
         """Every poll interval: say this worker is alive, return jobs whose worker died (expired
@@ -243,18 +292,17 @@ class JobRunner:
         try:
             result, error = await self._call_handler(job), None
         except asyncio.CancelledError:
+            job.handed_back = True
             await database_sync_to_async(self._release_on_shutdown)(job)
-            log.info("job %s released on shutdown", job.short_id)
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is an outcome to record
             result, error = None, exc
-        finally:
-            self._running.pop(job.seq, None)
-            self._kick.set()
+        self._running.pop(job.seq, None)  # before the outcome is queued: its slot is free for the trip
         self._finished.append(Attempt(job=job, result=result, error=error, duration=time.monotonic() - started))
 
     def _release_on_shutdown(self, job: Job) -> None:
         queue.job_release(job=job, worker_id=self.worker_id, reason="worker shut down before the job finished")
+        log.info("job %s released on shutdown", job.short_id)
         if not getattr(job, "breaker_trial", False):
             return
         try:  # a trial cut short gives no verdict: free its lease for the next trial

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from datetime import timedelta
 
 import pytest
@@ -288,3 +290,47 @@ async def test_dashboards_hear_of_the_runners_changes_from_the_loop():
     sent = await hints()
     # The trips' hints are sent by the runner on its loop, coalesced while one is in flight.
     assert 1 <= sent <= 20 // 4 + 2
+
+
+def _hold_the_claim_back(locked: threading.Event, release: threading.Event) -> None:
+    """Hold a lock that a worker's trip waits for, from another connection, until ``release``."""
+    from django.db import connection, connections
+
+    if connection.vendor == "sqlite":  # the write lock the trip's IMMEDIATE transaction waits for
+        other = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, timeout=30)
+        other.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(20)
+        other.execute("COMMIT")
+        other.close()
+        return
+    other = connections.create_connection("default")  # the breakers the trip reads first
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute("LOCK TABLE jobs_breaker IN ACCESS EXCLUSIVE MODE")
+        locked.set()
+        release.wait(20)
+        other.commit()
+    finally:
+        other.close()
+
+
+@override_settings(RESILIENT=FAST)
+async def test_jobs_claimed_by_a_trip_in_flight_when_the_grace_ran_out_are_handed_back_unstarted():
+    jobs = [await submit(kind="simulate", payload={"complexity": 10, "failure_rate": 0}) for _ in range(3)]
+    locked, release = threading.Event(), threading.Event()
+    holder = asyncio.create_task(sync_to_async(_hold_the_claim_back, thread_sensitive=False)(locked, release))
+    await asyncio.to_thread(locked.wait, 10)
+    runner = JobRunner(concurrency=3, poll_interval=0.05, shutdown_grace=0)
+    task = asyncio.create_task(runner.run())
+    await asyncio.sleep(0.3)  # its first trip (a claim of all three) now waits for the lock
+    runner.request_stop()
+    await asyncio.sleep(0.2)  # the grace (0 s) has run out with the trip still in flight
+    release.set()
+    await holder
+    await asyncio.wait_for(task, 10)
+    for job in jobs:
+        after = await refreshed(job)
+        assert (after.status, after.attempts, after.lease_owner) == (JobStatus.PENDING, 0, ""), after.status
+        assert [e.kind for e in await events(after)][-2:] == [EventKind.CLAIMED, EventKind.RELEASED]
