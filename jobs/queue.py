@@ -77,7 +77,7 @@ def jobs_claim(
                 seq, trial = _claim_by_dependency(gates, exclude_dependencies, worker_id, now)
                 if seq is None:
                     break
-                [job] = _take(_by_seq(seq), [], worker_id, now)
+                [job] = _take("seq = %s", [seq], worker_id, now)
                 job.breaker_trial = trial
                 jobs.append(job)
                 if trial:  # the live trial makes its dependency reject: read the gates again
@@ -127,10 +127,6 @@ def _take_in_pop_order(worker_id: str, limit: int, exclude_dependencies: Collect
     return _take(f"seq = ANY(ARRAY({select}))", [*params, limit], worker_id, now)
 
 
-def _by_seq(seq: int) -> str:
-    return f"seq = {int(seq)}"
-
-
 # What a claim hands the worker; the rest of the row stays deferred (loaded on access).
 _CLAIMED = ("seq", "uuid", "kind", "payload", "dependency", "priority", "attempts", "max_attempts")
 _FIELD_ORDER = [f.attname for f in Job._meta.concrete_fields]
@@ -177,27 +173,21 @@ def _tops(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
     per dependency (``job_pop_order_by_dependency``), however many jobs are held elsewhere."""
     if not names:
         return []
-    parts: list[str] = []
-    params: list[Any] = []
-    if connection.vendor == "sqlite":  # named, as in the claim: its planner would sort the pending rows
-        probe = (
-            f"SELECT priority, seq, dependency FROM {Job._meta.db_table} INDEXED BY {POP_ORDER_BY_DEPENDENCY_INDEX} "  # noqa: S608
-            f"WHERE {PENDING_RUNNABLE} AND dependency = %s ORDER BY priority DESC, seq LIMIT 1"
-        )
-        parts = [f"SELECT * FROM ({probe}) AS top{i}" for i in range(len(names))]  # noqa: S608
-        params = [value for name in names for value in (connection.ops.adapt_datetimefield_value(now), name)]
-    else:
-        for i, name in enumerate(names):
-            probe = pop_order().filter(dependency=name, run_after__lte=now).values_list("priority", "seq", "dependency")[:1]
-            sql, probe_params = probe.query.sql_with_params()
-            parts.append(f"SELECT * FROM ({sql}) AS top{i}")  # noqa: S608 - our own compiled SQL
-            params.extend(probe_params)
+    # SQLite names the index, as the claim does: its planner would sort the pending rows.
+    index = f"INDEXED BY {POP_ORDER_BY_DEPENDENCY_INDEX} " if connection.vendor == "sqlite" else ""
+    probe = (
+        f"SELECT priority, seq, dependency FROM {Job._meta.db_table} {index}"  # noqa: S608 - constants
+        f"WHERE {PENDING_RUNNABLE} AND dependency = %s ORDER BY priority DESC, seq LIMIT 1"
+    )
+    parts = [f"SELECT * FROM ({probe}) AS top{i}" for i in range(len(names))]  # noqa: S608
+    now_param = connection.ops.adapt_datetimefield_value(now)
+    params = [value for name in names for value in (now_param, name)]
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
         return cursor.fetchall()
 
 
-def lockable(qs: QuerySet[Job]) -> QuerySet[Job]:
+def _lockable(qs: QuerySet[Job]) -> QuerySet[Job]:
     """``qs`` locked for this transaction where the database can skip rows others hold."""
     if connection.features.has_select_for_update_skip_locked:
         return qs.select_for_update(skip_locked=True)
@@ -225,7 +215,7 @@ def _claim_by_dependency(
             if decision == breakers.Decision.TRIAL:
                 # The trial is the dependency's highest-priority job, nothing else.
                 candidates = candidates.filter(seq=seq)
-            found = lockable(candidates).values_list("seq", flat=True).first()
+            found = _lockable(candidates).values_list("seq", flat=True).first()
         if found is None:
             continue  # taken by a concurrent claim
         if decision == breakers.Decision.TRIAL and not breakers.trial_acquire(
@@ -407,9 +397,9 @@ def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 
     expired = 0
     expired_jobs = []
     with transaction.atomic():
-        stale = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now).order_by("lease_expires_at")
-        if connection.features.has_select_for_update_skip_locked:
-            stale = stale.select_for_update(skip_locked=True)
+        stale = _lockable(
+            Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now).order_by("lease_expires_at")
+        )
         for job in stale[:limit]:
             previous_owner = job.lease_owner
             changes, kind, details = _failure_changes(
