@@ -30,7 +30,7 @@ from django.db.models import DateTimeField, F, Q
 from django.utils import timezone
 
 from jobs import conf, dependencies, logs, notify, retry, validation
-from jobs.exceptions import BreakerNotFound, CircuitOpen, InvalidInput, JobFailure
+from jobs.exceptions import BreakerNotFound, CircuitOpen, InvalidInput, JobFailure, error_text
 from jobs.models import (
     Breaker,
     BreakerEvent,
@@ -535,7 +535,7 @@ def call_protected(name: str, func: Callable[[], T], *, owner: str | None = None
     except BaseException as exc:
         outcome = classify(exc)
         breaker_record(name=name, outcome=outcome, admission=admission, duration=time.monotonic() - started,
-                       error=f"{type(exc).__name__}: {exc}" if not isinstance(exc, JobFailure) else str(exc),
+                       error=error_text(exc),
                        retry_after=getattr(exc, "retry_after", None), actor=actor)
         raise
     breaker_record(name=name, outcome=Outcome.SUCCESS, admission=admission,

@@ -96,3 +96,8 @@ class PermanentJobFailure(JobFailure):
 
     retryable = False
     counts_against_dependency = False
+
+
+def error_text(error: BaseException) -> str:
+    """How a failed call is recorded: a ``JobFailure``'s own message, else type and message."""
+    return str(error) if isinstance(error, JobFailure) else f"{type(error).__name__}: {error}"

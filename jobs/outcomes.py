@@ -26,7 +26,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import breakers, dependencies, logs, queue
-from jobs.exceptions import JobFailure
+from jobs.exceptions import JobFailure, error_text
 from jobs.models import Job
 
 log = logging.getLogger("resilient.worker")
@@ -45,10 +45,6 @@ class Attempt:
     @property
     def trial(self) -> bool:
         return getattr(self.job, "breaker_trial", False)
-
-
-def error_text(error: BaseException) -> str:
-    return str(error) if isinstance(error, JobFailure) else f"{type(error).__name__}: {error}"
 
 
 def record_and_claim(*, worker_id: str, finished: list[Attempt], want: int) -> tuple[list[Attempt], list[Job]]:
