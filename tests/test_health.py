@@ -134,14 +134,18 @@ print(response.content.decode())
 """
 
 
-def test_readyz_names_the_database_when_it_is_down():
-    port = closed_port()
-    env = subproc.env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/resilient", LOG_LEVEL="CRITICAL")
+def readyz_in_a_process(database_url: str) -> tuple[str, dict]:
+    """/readyz answered by a fresh process on ``database_url`` (no Redis): (status, report)."""
+    env = subproc.env(DATABASE_URL=database_url, LOG_LEVEL="CRITICAL")
     env.pop("REDIS_URL", None)
     done = subproc.run_python(READYZ, environ=env)
     assert done.returncode == 0, done.stderr
     status, body = done.stdout.splitlines()[-2:]
-    report = json.loads(body)
+    return status, json.loads(body)
+
+
+def test_readyz_names_the_database_when_it_is_down():
+    status, report = readyz_in_a_process(f"postgres://postgres@127.0.0.1:{closed_port()}/resilient")
     assert status == "503"
     assert report["ready"] is False
     assert report["checks"]["database"] == {"ok": False, "detail": "database unreachable (OperationalError)"}
@@ -152,12 +156,7 @@ def test_readyz_names_the_database_when_it_is_down():
 
 def test_readyz_on_a_database_never_migrated_is_503_not_500(tmp_path):
     """The worker table does not exist yet: the worker check fails with a message, no 500."""
-    env = subproc.env(DATABASE_URL=f"sqlite:///{tmp_path / 'fresh.sqlite3'}", LOG_LEVEL="CRITICAL")
-    env.pop("REDIS_URL", None)
-    done = subproc.run_python(READYZ, environ=env)
-    assert done.returncode == 0, done.stderr
-    status, body = done.stdout.splitlines()[-2:]
-    report = json.loads(body)
+    status, report = readyz_in_a_process(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
     assert status == "503"
     assert report["checks"]["database"]["ok"] is True
     assert report["checks"]["migrations"]["ok"] is False

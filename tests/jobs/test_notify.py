@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -12,6 +10,7 @@ from django.test import override_settings
 from jobs import services
 from jobs.models import Job
 from jobs.notify import JOBS_CHANNEL
+from tests.layer import messages_received
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,17 +45,8 @@ def test_one_transaction_sends_dashboards_one_hint_however_many_jobs_it_changes(
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(DASHBOARD_GROUP, channel)
 
-    async def received() -> int:
-        count = 0
-        while True:
-            try:
-                await asyncio.wait_for(layer.receive(channel), timeout=0.05)
-            except TimeoutError:
-                return count
-            count += 1
-
     def hints() -> int:
-        return async_to_sync(received)()
+        return async_to_sync(messages_received)(layer, channel, quiet=0.05)
 
     for _ in range(5):
         services.job_submit(kind="noop")

@@ -23,6 +23,7 @@ from jobs.notify import JOBS_CHANNEL
 from jobs.runtime import JobsWorker
 from jobs.worker import JobRunner
 from tests.downstream import Downstream
+from tests.layer import messages_received
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -275,19 +276,10 @@ async def test_dashboards_hear_of_the_runners_changes_from_the_loop():
     channel = await layer.new_channel()
     await layer.group_add(DASHBOARD_GROUP, channel)
 
-    async def hints() -> int:
-        count = 0
-        while True:
-            try:
-                await asyncio.wait_for(layer.receive(channel), timeout=0.1)
-            except TimeoutError:
-                return count
-            count += 1
-
     jobs = [await submit(kind="noop") for _ in range(20)]
-    await hints()  # the submissions' own
+    await messages_received(layer, channel, quiet=0.1)  # the submissions' own
     await run_until_done(jobs, concurrency=4)
-    sent = await hints()
+    sent = await messages_received(layer, channel, quiet=0.1)
     # The trips' hints are sent by the runner on its loop, coalesced while one is in flight.
     assert 1 <= sent <= 20 // 4 + 2
 

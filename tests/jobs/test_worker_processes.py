@@ -49,16 +49,20 @@ def test_killed_worker_job_is_reclaimed_after_its_lease_and_finished(tmp_path):
     assert expired.details["previous_owner"] == owner
 
 
-def test_sigterm_lets_the_running_job_finish_and_exits_0(tmp_path):
-    job, _ = services.job_submit(kind="simulate", payload={"complexity": 10, "failure_rate": 0})
-    later, _ = services.job_submit(kind="noop", priority=-5)
-    worker = start_worker(tmp_path, RESILIENT_SHUTDOWN_GRACE="20", RESILIENT_WORKER_CONCURRENCY="1", **FAST)
+def sigterm_once_running(worker, job: Job) -> None:
+    """SIGTERM ``worker`` once it runs ``job``; it must exit 0 within 20 s."""
     try:
         wait_until(lambda: status_of(job) == JobStatus.RUNNING, timeout=20, message=worker.output)
         worker.signal(signal.SIGTERM)
         assert worker.wait(timeout=20) == 0
     finally:
         worker.stop()
+
+
+def test_sigterm_lets_the_running_job_finish_and_exits_0(tmp_path):
+    job, _ = services.job_submit(kind="simulate", payload={"complexity": 10, "failure_rate": 0})
+    later, _ = services.job_submit(kind="noop", priority=-5)
+    sigterm_once_running(start_worker(tmp_path, RESILIENT_SHUTDOWN_GRACE="20", RESILIENT_WORKER_CONCURRENCY="1", **FAST), job)
     assert status_of(job) == JobStatus.SUCCEEDED
     assert status_of(later) == JobStatus.PENDING  # stopped claiming
     assert not Job.objects.filter(status=JobStatus.RUNNING).exists()
@@ -66,13 +70,7 @@ def test_sigterm_lets_the_running_job_finish_and_exits_0(tmp_path):
 
 def test_sigterm_past_the_grace_period_releases_the_job_without_spending_an_attempt(tmp_path):
     job, _ = services.job_submit(kind="simulate", payload={"complexity": 300, "failure_rate": 0})
-    worker = start_worker(tmp_path, RESILIENT_SHUTDOWN_GRACE="0.5", **FAST)
-    try:
-        wait_until(lambda: status_of(job) == JobStatus.RUNNING, timeout=20, message=worker.output)
-        worker.signal(signal.SIGTERM)
-        assert worker.wait(timeout=20) == 0
-    finally:
-        worker.stop()
+    sigterm_once_running(start_worker(tmp_path, RESILIENT_SHUTDOWN_GRACE="0.5", **FAST), job)
     job.refresh_from_db()
     assert job.status == JobStatus.PENDING and job.attempts == 0 and job.lease_owner == ""
     assert list(job.events.values_list("kind", flat=True)) == ["submitted", "claimed", "released"]
