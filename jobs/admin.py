@@ -15,8 +15,10 @@ Decisions:
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -31,8 +33,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from jobs import breakers, dependencies, selectors, services
-from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
+from jobs import access, breakers, dependencies, redaction, selectors, services
+from jobs.exceptions import Forbidden, IllegalTransition, InvalidInput, JobNotFound
 from jobs.handlers import registry
 from jobs.models import (
     PRIORITY_MAX,
@@ -173,12 +175,21 @@ class JobAdmin(ReadOnly, admin.ModelAdmin):
     actions = ["cancel_jobs", "retry_jobs", "set_priority"]
     inlines = [JobEventInline]
     fieldsets = [
-        (None, {"fields": ["uuid", "kind", "dependency", "status", "priority", "payload"]}),
+        (None, {"fields": ["uuid", "kind", "dependency", "status", "priority", "submitter", "payload_display"]}),
         ("Attempts", {"fields": ["attempts", "max_attempts", "run_after", "last_error", "result"]}),
         ("Lease", {"fields": ["lease_owner", "lease_expires_at"]}),
         ("Times", {"fields": ["created_at", "started_at", "finished_at", "updated_at", "idempotency_key", "seq"]}),
     ]
     readonly_fields = [f for group in fieldsets for f in group[1]["fields"]]
+
+    def get_queryset(self, request):
+        """Staff without ``jobs.view_all_jobs`` see only the jobs they submitted."""
+        return super().get_queryset(request).filter(access.visible_filter(request.user))
+
+    @admin.display(description="payload")
+    def payload_display(self, job: Job) -> str:
+        text = json.dumps(redaction.payload_redacted(job.payload), indent=2, ensure_ascii=False)
+        return format_html("<pre>{}</pre>", text)
 
     # --- list ----------------------------------------------------------------------------
 
@@ -233,8 +244,7 @@ class JobAdmin(ReadOnly, admin.ModelAdmin):
 
     # --- actions: each one service call per job -------------------------------------------
 
-    def _apply(self, request, queryset: QuerySet[Job], verb: str, call: Callable[[uuid.UUID, str], Job]) -> None:
-        actor = services.actor_name(request.user)
+    def _apply(self, request, queryset: QuerySet[Job], verb: str, call: Callable[[uuid.UUID, Any], Job]) -> None:
         ids = list(queryset.order_by().values_list("uuid", flat=True)[: ACTION_LIMIT + 1])
         if len(ids) > ACTION_LIMIT:
             self.message_user(
@@ -244,9 +254,9 @@ class JobAdmin(ReadOnly, admin.ModelAdmin):
         done, refused = 0, []
         for job_id in ids:
             try:
-                call(job_id, actor)
+                call(job_id, request.user)
                 done += 1
-            except (IllegalTransition, JobNotFound) as exc:
+            except (IllegalTransition, JobNotFound, Forbidden) as exc:
                 refused.append(f"{str(job_id)[:8]}: {exc}")
         if done:
             self.message_user(request, f"{verb.capitalize()}: {done} job(s).", messages.SUCCESS)
@@ -258,12 +268,12 @@ class JobAdmin(ReadOnly, admin.ModelAdmin):
     def cancel_jobs(self, request, queryset):
         self._apply(
             request, queryset, "cancelled",
-            lambda job_id, actor: services.job_cancel(job_id=job_id, actor=actor, reason="cancelled in admin"),
+            lambda job_id, user: services.job_cancel(job_id=job_id, user=user, reason="cancelled in admin"),
         )
 
     @admin.action(description="Retry selected jobs", permissions=["retry"])
     def retry_jobs(self, request, queryset):
-        self._apply(request, queryset, "retried", lambda job_id, actor: services.job_retry(job_id=job_id, actor=actor))
+        self._apply(request, queryset, "retried", lambda job_id, user: services.job_retry(job_id=job_id, user=user))
 
     @admin.action(description="Set priority…", permissions=["reprioritise"])
     def set_priority(self, request, queryset):
@@ -273,7 +283,7 @@ class JobAdmin(ReadOnly, admin.ModelAdmin):
             priority = form.cleaned_data["priority"]
             self._apply(
                 request, queryset, f"set to priority {priority}",
-                lambda job_id, actor: services.job_reprioritise(job_id=job_id, priority=priority, actor=actor),
+                lambda job_id, user: services.job_reprioritise(job_id=job_id, priority=priority, user=user),
             )
             return None
         return action_form_page(
@@ -321,6 +331,10 @@ class JobEventAdmin(ReadOnly, admin.ModelAdmin):
     paginator = EstimatedCountPaginator
     fields = ["job", "kind", "at", "actor", "details"]
     readonly_fields = fields
+
+    def get_queryset(self, request):
+        """Events of the jobs this staff user may see (their own without ``jobs.view_all_jobs``)."""
+        return super().get_queryset(request).filter(access.visible_filter(request.user, through="job__"))
 
     @admin.display(description="job")
     def job_link(self, event: JobEvent) -> str:

@@ -23,6 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_PAYLOAD_BYTES": 256 * 1024,
     "MAX_JSON_DEPTH": 32,
     "MAX_IDEMPOTENCY_KEY_LENGTH": 200,
+    # Fairness between users
+    "PRIORITY_CEILING": 10,  # higher priorities need jobs.submit_high_priority
+    "MAX_PENDING_PER_USER": 10_000,  # pending jobs one submitter may have (0: no cap)
     # Handlers
     "HANDLER_MODULES": [],  # extra modules that register job kinds with @handler
     "HTTP_ALLOWED_HOSTS": ["127.0.0.1", "localhost", "::1"],

@@ -40,6 +40,27 @@ class IllegalTransition(ResilientError):
         self.status = status
 
 
+class Forbidden(ResilientError):
+    """The caller may not do this (a permission is missing); says which."""
+
+    status_code = 403
+    default_code = "permission_denied"
+
+
+class IdempotencyConflict(ResilientError):
+    """The idempotency key was used before for a request with other parameters."""
+
+    status_code = 409
+    default_code = "idempotency_conflict"
+
+
+class TooManyPending(ResilientError):
+    """The submitter already has as many pending jobs as the cap allows."""
+
+    status_code = 429
+    default_code = "too_many_pending"
+
+
 class BreakerNotFound(ResilientError):
     status_code = 404
     default_code = "not_found"

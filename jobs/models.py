@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -14,6 +15,7 @@ PRIORITY_MAX = 100
 PRIORITY_DEFAULT = 0
 PRIORITY_EMERGENCY = 10
 MAX_ATTEMPTS_LIMIT = 100
+ACTOR_MAX_LENGTH = 200  # "user:" + a username of up to 150 characters, or a worker id
 
 
 class JobStatus(models.TextChoices):
@@ -58,7 +60,15 @@ class Job(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     result = models.JSONField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # Who submitted it (None: the system or a deleted account). A user sees their own jobs;
+    # ``jobs.view_all_jobs`` sees every job.
+    submitter = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs",
+        db_index=False,  # job_submitter_status leads with it
+    )
+    # Unique per submitter; the fingerprint of the first request tells a replay from a conflict.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL: no key
+    idempotency_fingerprint = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -85,11 +95,29 @@ class Job(models.Model):
             ),
             models.Index(fields=["status", "dependency"], name="job_status_dependency"),
             models.Index(fields=["status", "-finished_at"], name="job_status_finished"),
+            models.Index(fields=["submitter", "status"], name="job_submitter_status"),
+            models.Index(fields=["submitter", "-seq"], name="job_submitter_recent"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["submitter", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="job_idempotency_per_submitter",
+            ),
+            # NULLs are distinct in a unique index: the system's own keys need their own.
+            models.UniqueConstraint(
+                fields=["idempotency_key"],
+                condition=Q(idempotency_key__isnull=False, submitter__isnull=True),
+                name="job_idempotency_system",
+            ),
         ]
         permissions = [
-            ("reprioritise_job", "Can reprioritise jobs"),
-            ("cancel_job", "Can cancel jobs"),
-            ("retry_job", "Can retry jobs"),
+            ("view_all_jobs", "Can see every user's jobs"),
+            ("reprioritise_job", "Can reprioritise any job"),
+            ("cancel_job", "Can cancel any job"),
+            ("retry_job", "Can retry any job"),
+            ("submit_high_priority", "Can submit jobs above the priority ceiling"),
+            ("tune_job_kinds", "Can use privileged payload options (simulate's failure_rate, long runs)"),
         ]
 
     def __str__(self) -> str:
@@ -106,7 +134,7 @@ class JobEvent(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=EventKind)
     at = models.DateTimeField(default=timezone.now)
-    actor = models.CharField(max_length=150)
+    actor = models.CharField(max_length=ACTOR_MAX_LENGTH)
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -174,12 +202,12 @@ class Breaker(models.Model):
     opened_at = models.DateTimeField(null=True, blank=True)
     retry_at = models.DateTimeField(null=True, blank=True)
     held_since = models.DateTimeField(null=True, blank=True)  # when it last stopped admitting calls
-    trial_owner = models.CharField(max_length=160, blank=True, default="")
+    trial_owner = models.CharField(max_length=ACTOR_MAX_LENGTH, blank=True, default="")
     trial_job = models.BigIntegerField(null=True, blank=True)  # Job.seq of the half-open trial
     trial_expires_at = models.DateTimeField(null=True, blank=True)
     override = models.CharField(max_length=8, choices=BreakerOverride, blank=True, default="")
     override_reason = models.TextField(blank=True, default="")
-    override_actor = models.CharField(max_length=150, blank=True, default="")
+    override_actor = models.CharField(max_length=ACTOR_MAX_LENGTH, blank=True, default="")
     override_at = models.DateTimeField(null=True, blank=True)
     override_expires_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -198,7 +226,7 @@ class BreakerEvent(models.Model):
     breaker = models.ForeignKey(Breaker, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=BreakerEventKind)
     at = models.DateTimeField(default=timezone.now)
-    actor = models.CharField(max_length=160)
+    actor = models.CharField(max_length=ACTOR_MAX_LENGTH)
     from_state = models.CharField(max_length=16, blank=True, default="")
     to_state = models.CharField(max_length=16, blank=True, default="")
     reason = models.TextField(blank=True, default="")

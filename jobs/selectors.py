@@ -24,7 +24,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from jobs import breakers, dependencies, validation
+from jobs import access, breakers, dependencies, validation
 from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.models import (
     Breaker,
@@ -40,18 +40,25 @@ from jobs.queue import pop_order
 ORDERINGS = {"pop": None, "newest": ("-seq",), "oldest": ("seq",)}
 
 
-def job_get(*, job_id: UUID | str) -> Job:
+def job_get(*, job_id: UUID | str, user: Any = None) -> Job:
+    """One job ``user`` may see (None: the system sees all); ``JobNotFound`` otherwise."""
     try:
-        return Job.objects.get(uuid=validation.job_uuid(job_id))
+        return Job.objects.filter(access.visible_filter(user)).get(uuid=validation.job_uuid(job_id))
     except Job.DoesNotExist:
         raise JobNotFound(f"no job {job_id}") from None
 
 
 def job_list(
-    *, status: str | None = None, kind: str | None = None, dependency: str | None = None, ordering: str | None = None
+    *,
+    user: Any = None,
+    status: str | None = None,
+    kind: str | None = None,
+    dependency: str | None = None,
+    ordering: str | None = None,
 ) -> QuerySet[Job]:
-    """Jobs filtered by status, kind and dependency. ``ordering="pop"`` lists pending jobs in pop order."""
-    qs = Job.objects.all()
+    """Jobs ``user`` may see, filtered by status, kind and dependency. ``ordering="pop"`` lists
+    pending jobs in pop order."""
+    qs = Job.objects.filter(access.visible_filter(user))
     if status is not None:  # given but empty is an error too, as the schema's enum says
         if status not in JobStatus.values:
             raise InvalidInput("status", f"must be one of {', '.join(JobStatus.values)}")
@@ -90,19 +97,22 @@ def pending_by_dependency() -> dict[str, int]:
 HEAVY_FIELDS = ("payload", "result")
 
 
-def queue_next(*, limit: int = 10, light: bool = False) -> list[Job]:
-    """The first ``limit`` pending jobs in pop order (``light``: without payload and result)."""
-    qs = pop_order()
+def queue_next(*, limit: int = 10, light: bool = False, user: Any = None) -> list[Job]:
+    """The first ``limit`` pending jobs in pop order that ``user`` may see (``light``: without
+    payload and result)."""
+    qs = pop_order(Job.objects.filter(access.visible_filter(user)))
     return list((qs.defer(*HEAVY_FIELDS) if light else qs)[:limit])
 
 
-def queue_summary(*, limit: int = 10) -> dict[str, Any]:
+def queue_summary(*, limit: int = 10, user: Any = None) -> dict[str, Any]:
+    """Counts of the whole queue (everyone may see how busy it is), and the next jobs in pop
+    order among those ``user`` may see: their own, unless they hold ``jobs.view_all_jobs``."""
     by_status = counts_by_status()
     return {
         "size": by_status[JobStatus.PENDING],
         "by_status": by_status,
         "by_dependency": pending_by_dependency(),
-        "next": queue_next(limit=limit),
+        "next": queue_next(limit=limit, user=user),
     }
 
 
@@ -413,8 +423,10 @@ def breaker_list() -> list[dict[str, Any]]:
     return [breaker_view(row, now=now, held_counts=counts) for row in Breaker.objects.order_by("name")]
 
 
-def breaker_detail(*, name: str, events: int = 20) -> dict[str, Any]:
-    """One breaker with its recent transitions and overrides, and its last counted errors."""
+def breaker_detail(*, name: str, events: int = 20, user: Any = None) -> dict[str, Any]:
+    """One breaker with its recent transitions and overrides, and its last counted errors.
+
+    The errors name other users' jobs and URLs: only ``jobs.view_all_jobs`` (and the system) see them."""
     now = timezone.now()
     row = breakers.breaker_row(name)
     counts = {name: Job.objects.filter(status=JobStatus.PENDING, dependency=name).count()}
@@ -423,7 +435,7 @@ def breaker_detail(*, name: str, events: int = 20) -> dict[str, Any]:
     )
     return {
         **breaker_view(row, now=now, held_counts=counts),
-        "recent_errors": breakers.recent_errors(name),
+        "recent_errors": breakers.recent_errors(name) if access.can_view_all(user) else [],
         "events": [
             {"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "from_state": e.from_state,
              "to_state": e.to_state, "reason": e.reason, "details": e.details}
@@ -432,9 +444,9 @@ def breaker_detail(*, name: str, events: int = 20) -> dict[str, Any]:
     }
 
 
-def circuit_status(*, name: str = dependencies.DEFAULT) -> dict[str, Any]:
+def circuit_status(*, name: str = dependencies.DEFAULT, user: Any = None) -> dict[str, Any]:
     """The write-up's ``GET /circuit``: its state string plus the structured fields."""
-    view = breaker_detail(name=name, events=0)
+    view = breaker_detail(name=name, events=0, user=user)
     view.pop("events")
     if view["override"] and view["state"] == "open":
         text = "Open (forced)"

@@ -5,6 +5,7 @@ The worker's primitives (claim, finish, fail, leases) live beside these in ``job
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
@@ -13,10 +14,18 @@ from uuid import UUID
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from jobs import breakers, conf, dependencies, logs, notify, remote_validation, validation
-from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
+from jobs import access, breakers, conf, dependencies, logs, notify, remote_validation, validation
+from jobs.exceptions import (
+    Forbidden,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidInput,
+    JobNotFound,
+    TooManyPending,
+)
 from jobs.handlers import registry
 from jobs.models import (
+    ACTOR_MAX_LENGTH,
     MAX_ATTEMPTS_LIMIT,
     PRIORITY_DEFAULT,
     PRIORITY_EMERGENCY,
@@ -31,14 +40,19 @@ from jobs.models import (
 SYSTEM = "system"
 BULK_REPRIORITISE_LIMIT = 10_000  # one transaction writes one event per job: keep it bounded
 BULK_IDS_LIMIT = 1_000
+MAX_REASON_CHARS = 1_000
 _CHUNK = 500
 
 
 def actor_name(user: Any) -> str:
-    """How a user appears in the audit trail."""
+    """How a user appears in the audit trail (bounded: the actor columns have a length)."""
     if user is None or not getattr(user, "is_authenticated", False):
         return SYSTEM
-    return f"user:{user.get_username()}"
+    return f"user:{user.get_username()}"[:ACTOR_MAX_LENGTH]
+
+
+def _actor(user: Any, actor: str | None) -> str:
+    return actor if actor is not None else actor_name(user)
 
 
 def event_record(*, job: Job, kind: str, actor: str, **details: Any) -> JobEvent:
@@ -81,6 +95,58 @@ def _resolve_priority(priority: Any, emergency: Any) -> int:
     return validation.check_int("priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX)
 
 
+def _check_reason(reason: Any) -> str:
+    if reason is None:
+        return ""
+    if not isinstance(reason, str):
+        raise InvalidInput("reason", "must be a string")
+    if len(reason) > MAX_REASON_CHARS:
+        raise InvalidInput("reason", f"must be at most {MAX_REASON_CHARS} characters")
+    validation.check_text("reason", reason)
+    return reason
+
+
+def _check_priority_allowed(user: Any, priority: int, *, operator_permission: str | None = None) -> None:
+    """Priorities above the ceiling need ``jobs.submit_high_priority`` (or the operator's permission)."""
+    ceiling = conf.get("PRIORITY_CEILING")
+    if priority <= ceiling or access.has(user, access.HIGH_PRIORITY):
+        return
+    if operator_permission is not None and access.can_operate(user, operator_permission):
+        return
+    raise Forbidden(f"priority above {ceiling} needs the {access.HIGH_PRIORITY!r} permission")
+
+
+def _check_pending_cap(user: Any) -> None:
+    """At most RESILIENT_MAX_PENDING_PER_USER pending jobs per submitter (0: no cap).
+
+    Counted with a LIMIT, so the check costs at most ``cap`` index entries. Concurrent
+    submissions of one user may pass it together: the cap is a guard rail, not an exact quota."""
+    cap = conf.get("MAX_PENDING_PER_USER")
+    if user is None or cap <= 0:
+        return
+    pending = Job.objects.filter(submitter_id=user.pk, status=JobStatus.PENDING)[:cap].count()
+    if pending >= cap:
+        raise TooManyPending(
+            f"you already have {cap} pending jobs (RESILIENT_MAX_PENDING_PER_USER); "
+            "wait for some to run or cancel some"
+        )
+
+
+def _fingerprint(**parameters: Any) -> str:
+    """What makes two submissions with one idempotency key the same request."""
+    canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _replay(existing: Job, fingerprint: str) -> tuple[Job, bool]:
+    if existing.idempotency_fingerprint and existing.idempotency_fingerprint != fingerprint:
+        raise IdempotencyConflict(
+            "this idempotency key was already used with different parameters; "
+            "use a new key for a different job"
+        )
+    return existing, False
+
+
 def job_submit(
     *,
     kind: Any,
@@ -90,14 +156,19 @@ def job_submit(
     dependency: Any = None,
     max_attempts: Any = None,
     idempotency_key: Any = None,
-    actor: str = SYSTEM,
+    submitter: Any = None,
+    actor: str | None = None,
 ) -> tuple[Job, bool]:
-    """Store a new pending job and wake a worker. Returns (job, created).
+    """Store a new pending job for ``submitter`` (None: the system) and wake a worker.
 
-    A repeated ``idempotency_key`` returns the first job with ``created`` False.
-    Raises ``InvalidInput`` naming the field; nothing is stored then. With VALIDATION_URL set, the
-    job is first validated remotely: ``CircuitOpen`` or ``ValidationFailed``, nothing stored.
+    Returns (job, created). A repeated ``idempotency_key`` of the same submitter returns the first
+    job with ``created`` False, or ``IdempotencyConflict`` when the parameters differ. Raises
+    ``InvalidInput`` naming the field, ``Forbidden`` for a priority above the ceiling or a
+    privileged payload option without the permission, ``TooManyPending`` past the per-user cap;
+    nothing is stored then. With VALIDATION_URL set, the job is first validated remotely:
+    ``CircuitOpen`` or ``ValidationFailed``, nothing stored.
     """
+    actor = _actor(submitter, actor)
     if not isinstance(kind, str):
         raise InvalidInput("kind", "must be a string")
     job_kind = registry.get(kind)
@@ -119,6 +190,9 @@ def job_submit(
     if max_attempts is None:
         max_attempts = conf.get("DEFAULT_MAX_ATTEMPTS")
     validation.check_int("max_attempts", max_attempts, low=1, high=MAX_ATTEMPTS_LIMIT)
+    if job_kind.validate is not None:
+        job_kind.validate(payload, dependency)
+    fingerprint = ""
     if idempotency_key is not None:
         if not isinstance(idempotency_key, str) or not idempotency_key:
             raise InvalidInput("idempotency_key", "must be a non-empty string")
@@ -126,11 +200,17 @@ def job_submit(
         if len(idempotency_key) > limit:
             raise InvalidInput("idempotency_key", f"must be at most {limit} characters")
         validation.check_text("idempotency_key", idempotency_key)
-        existing = Job.objects.filter(idempotency_key=idempotency_key).first()
+        fingerprint = _fingerprint(kind=kind, payload=payload, priority=resolved_priority,
+                                   dependency=dependency, max_attempts=max_attempts)
+        existing = _by_key(submitter, idempotency_key)
         if existing is not None:
-            return existing, False
-    if job_kind.validate is not None:
-        job_kind.validate(payload, dependency)
+            return _replay(existing, fingerprint)
+    _check_priority_allowed(submitter, resolved_priority)
+    if job_kind.privileged is not None and not access.has(submitter, access.TUNE_KINDS):
+        needs = job_kind.privileged(payload)
+        if needs:
+            raise Forbidden(f"{needs} needs the {access.TUNE_KINDS!r} permission")
+    _check_pending_cap(submitter)
     # Last, once the input is known good: the remote check (through the `validation` breaker).
     remote_validation.submission_validate(
         document={"kind": kind, "payload": payload, "priority": resolved_priority, "dependency": dependency},
@@ -146,47 +226,70 @@ def job_submit(
                 priority=resolved_priority,
                 max_attempts=max_attempts,
                 idempotency_key=idempotency_key,
+                idempotency_fingerprint=fingerprint,
+                submitter=submitter,
             )
             event_record(job=job, kind=EventKind.SUBMITTED, actor=actor, priority=resolved_priority)
             if not breakers.hold_if_rejecting(job=job, actor=actor):
                 notify.wake_workers_on_commit()
             notify.dashboard_changed_on_commit()
     except IntegrityError:
-        # A concurrent submission with the same key won the race: answer with its job.
-        if idempotency_key is None:
+        # A concurrent submission with the same key won the race: answer as a replay of it.
+        existing = _by_key(submitter, idempotency_key) if idempotency_key is not None else None
+        if existing is None:
             raise
-        return Job.objects.get(idempotency_key=idempotency_key), False
+        return _replay(existing, fingerprint)
     logs.job_transition("submitted", job, actor=actor)
     return job, True
 
 
+def _by_key(submitter: Any, key: str) -> Job | None:
+    """The submitter's job with idempotency ``key`` (keys of different submitters never meet)."""
+    owner = {"submitter__isnull": True} if submitter is None else {"submitter_id": submitter.pk}
+    return Job.objects.filter(idempotency_key=key, **owner).first()
+
+
 def _transition(
-    *, job_id: UUID, action: str, allowed: tuple[str, ...], changes: dict[str, Any]
-) -> Job:
-    """Apply ``changes`` iff the job's status is in ``allowed``: one conditional UPDATE, no race."""
+    *,
+    job_id: UUID,
+    action: str,
+    allowed: tuple[str, ...],
+    changes: dict[str, Any],
+    user: Any,
+    permission: str,
+) -> tuple[Job, int]:
+    """Apply ``changes`` iff ``user`` may act on the job and its status is in ``allowed``.
+
+    One conditional UPDATE, no race. Returns the job after the change and its priority before."""
     job_id = validation.job_uuid(job_id)
-    updated = Job.objects.filter(uuid=job_id, status__in=allowed).update(
-        **changes, updated_at=timezone.now()
-    )
-    job = Job.objects.filter(uuid=job_id).first()
-    if job is None:
+    row = Job.objects.filter(uuid=job_id).values_list("seq", "submitter_id", "priority").first()
+    if row is None:
         raise JobNotFound(f"no job {job_id}")
+    seq, submitter_id, before = row
+    try:
+        access.job_check_action(user=user, submitter_id=submitter_id, permission=permission)
+    except JobNotFound:
+        raise JobNotFound(f"no job {job_id}") from None
+    updated = Job.objects.filter(seq=seq, status__in=allowed).update(**changes, updated_at=timezone.now())
+    job = Job.objects.get(seq=seq)
     if not updated:
         raise IllegalTransition(action=action, status=job.status, allowed=allowed)
-    return job
+    return job, before
 
 
-def job_reprioritise(*, job_id: UUID, priority: Any, actor: str) -> Job:
+def job_reprioritise(*, job_id: UUID, priority: Any, user: Any = None, actor: str | None = None) -> Job:
     """Change a pending job's priority; it moves in pop order at once."""
     priority = validation.check_int("priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX)
-    job_id = validation.job_uuid(job_id)
+    _check_priority_allowed(user, priority, operator_permission="jobs.reprioritise_job")
+    actor = _actor(user, actor)
     with transaction.atomic():
-        before = Job.objects.filter(uuid=job_id).values_list("priority", flat=True).first()
-        job = _transition(
+        job, before = _transition(
             job_id=job_id,
             action="reprioritise",
             allowed=(JobStatus.PENDING,),
             changes={"priority": priority},
+            user=user,
+            permission="jobs.reprioritise_job",
         )
         event_record(job=job, kind=EventKind.REPRIORITISED, actor=actor, before=before, after=priority)
         notify.dashboard_changed_on_commit()
@@ -194,14 +297,18 @@ def job_reprioritise(*, job_id: UUID, priority: Any, actor: str) -> Job:
     return job
 
 
-def job_cancel(*, job_id: UUID, actor: str, reason: str = "") -> Job:
+def job_cancel(*, job_id: UUID, user: Any = None, actor: str | None = None, reason: Any = "") -> Job:
     """Cancel a pending or failed job."""
+    reason = _check_reason(reason)
+    actor = _actor(user, actor)
     with transaction.atomic():
-        job = _transition(
+        job, _ = _transition(
             job_id=job_id,
             action="cancel",
             allowed=(JobStatus.PENDING, JobStatus.FAILED),
             changes={"status": JobStatus.CANCELLED, "finished_at": timezone.now()},
+            user=user,
+            permission="jobs.cancel_job",
         )
         event_record(job=job, kind=EventKind.CANCELLED, actor=actor, reason=reason)
         notify.dashboard_changed_on_commit()
@@ -209,10 +316,11 @@ def job_cancel(*, job_id: UUID, actor: str, reason: str = "") -> Job:
     return job
 
 
-def job_retry(*, job_id: UUID, actor: str) -> Job:
+def job_retry(*, job_id: UUID, user: Any = None, actor: str | None = None) -> Job:
     """Send a failed or cancelled job back to pending with a fresh set of attempts."""
+    actor = _actor(user, actor)
     with transaction.atomic():
-        job = _transition(
+        job, _ = _transition(
             job_id=job_id,
             action="retry",
             allowed=(JobStatus.FAILED, JobStatus.CANCELLED),
@@ -224,6 +332,8 @@ def job_retry(*, job_id: UUID, actor: str) -> Job:
                 "finished_at": None,
                 "result": None,
             },
+            user=user,
+            permission="jobs.retry_job",
         )
         event_record(job=job, kind=EventKind.RETRIED, actor=actor)
         notify.wake_workers_on_commit()
@@ -246,7 +356,8 @@ def _uuids(field: str, values: Any) -> list[UUID]:
 def jobs_bulk_reprioritise(
     *,
     priority: Any,
-    actor: str,
+    user: Any = None,
+    actor: str | None = None,
     job_ids: Any = None,
     dependency: Any = None,
     kind: Any = None,
@@ -257,6 +368,9 @@ def jobs_bulk_reprioritise(
     priority, in one transaction with one event per job. Returns how many jobs change
     (``dry_run``: would change; nothing is written). Jobs already at ``priority`` are left alone.
     """
+    if not access.can_operate(user, "jobs.reprioritise_job"):
+        raise Forbidden("needs a staff account with the 'jobs.reprioritise_job' permission")
+    actor = _actor(user, actor)
     priority = validation.check_int("priority", priority, low=PRIORITY_MIN, high=PRIORITY_MAX)
     matching = Job.objects.filter(status=JobStatus.PENDING).exclude(priority=priority)
     if job_ids is not None:

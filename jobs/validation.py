@@ -38,7 +38,9 @@ def check_json(field: str, value: Any, *, max_depth: int, max_bytes: int) -> Non
             check_text(field, node)
         elif isinstance(node, float) and not math.isfinite(node):
             raise InvalidInput(field, "must not contain NaN or Infinity")
-    size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    # Measured as stored: JSONField writes json.dumps' ASCII form, where one non-ASCII character
+    # becomes a 6- or 12-byte \uXXXX escape.
+    size = len(json.dumps(value))
     if size > max_bytes:
         raise InvalidInput(field, f"is {size} bytes; the limit is {max_bytes}")
 

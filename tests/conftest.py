@@ -72,7 +72,12 @@ def user(django_user_model):
 
 @pytest.fixture
 def staff_readonly(django_user_model):
-    return django_user_model.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+    """A read-only operator: staff who sees every job and may change none."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_all_jobs"))
+    return viewer
 
 
 @pytest.fixture

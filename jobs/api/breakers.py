@@ -114,7 +114,7 @@ class BreakerDetailView(APIView):
     @extend_schema(responses={200: BreakerDetailSerializer, **schema.errors(404)},
                    summary="One breaker with its recent events")
     def get(self, request, name: str):
-        return Response(selectors.breaker_detail(name=name))
+        return Response(selectors.breaker_detail(name=name, user=request.user))
 
 
 class _OverrideView(APIView):
@@ -160,4 +160,4 @@ class CircuitView(APIView):
     @extend_schema(responses={200: CircuitSerializer, **schema.errors()},
                    summary="The default breaker, the write-up's way")
     def get(self, request):
-        return Response(selectors.circuit_status())
+        return Response(selectors.circuit_status(user=request.user))

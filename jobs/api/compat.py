@@ -36,7 +36,7 @@ class WriteUpJobView(APIView):
             kind="simulate",
             payload=payload,
             priority=PRIORITY_EMERGENCY if emergency else WRITE_UP_PRIORITY,
-            actor=services.actor_name(request.user),
+            submitter=request.user,
         )
         return Response(JobSerializer(job).data)
 

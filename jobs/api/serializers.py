@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from jobs import dependencies, selectors
+from jobs import dependencies, redaction, selectors
 from jobs.handlers import registry
 from jobs.models import MAX_ATTEMPTS_LIMIT, PRIORITY_MAX, PRIORITY_MIN, Job, JobEvent
 
 
 class JobSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
+    payload = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -19,6 +20,10 @@ class JobSerializer(serializers.ModelSerializer):
             "run_after", "created_at", "started_at", "finished_at", "last_error", "result",
         ]
         read_only_fields = fields
+
+    def get_payload(self, job: Job) -> dict:
+        """The payload with secret-looking header values hidden (the worker sees them)."""
+        return redaction.payload_redacted(job.payload)
 
 
 class JobEventSerializer(serializers.ModelSerializer):

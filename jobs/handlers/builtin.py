@@ -16,6 +16,8 @@ from jobs.exceptions import DependencyFailure, InvalidInput, PermanentJobFailure
 from jobs.handlers.registry import JobContext, handler
 
 SIMULATE_MAX_COMPLEXITY = 600  # 60 s of simulated work
+SIMULATE_DEFAULT_FAILURE_RATE = 0.05  # the write-up's
+SIMULATE_OPEN_COMPLEXITY = 10  # 1 s: anyone may ask for this much (the write-up's examples use 2)
 
 
 @handler("noop")
@@ -33,14 +35,23 @@ def _number(payload: dict, key: str, default: float, low: float, high: float) ->
 
 def validate_simulate(payload: dict, dependency: str) -> None:
     _number(payload, "complexity", 1, 0, SIMULATE_MAX_COMPLEXITY)
-    _number(payload, "failure_rate", 0.05, 0, 1)
+    _number(payload, "failure_rate", SIMULATE_DEFAULT_FAILURE_RATE, 0, 1)
 
 
-@handler("simulate", validate=validate_simulate)
+def privileged_simulate(payload: dict) -> str | None:
+    """A chosen failure rate trips the shared `local` breaker; long runs tie up worker slots."""
+    if payload.get("failure_rate", SIMULATE_DEFAULT_FAILURE_RATE) > SIMULATE_DEFAULT_FAILURE_RATE:
+        return f"a failure_rate above {SIMULATE_DEFAULT_FAILURE_RATE:g}"
+    if payload.get("complexity", 1) > SIMULATE_OPEN_COMPLEXITY:
+        return f"a complexity above {SIMULATE_OPEN_COMPLEXITY}"
+    return None
+
+
+@handler("simulate", validate=validate_simulate, privileged=privileged_simulate)
 async def simulate(payload: dict, context: JobContext) -> dict:
     """The write-up's job: sleep complexity x 100 ms, fail with probability failure_rate."""
     complexity = _number(payload, "complexity", 1, 0, SIMULATE_MAX_COMPLEXITY)
-    failure_rate = _number(payload, "failure_rate", 0.05, 0, 1)
+    failure_rate = _number(payload, "failure_rate", SIMULATE_DEFAULT_FAILURE_RATE, 0, 1)
     await asyncio.sleep(complexity * 0.1)
     if random.random() < failure_rate:
         raise DependencyFailure("simulated failure")

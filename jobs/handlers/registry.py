@@ -14,6 +14,8 @@ from jobs.exceptions import InvalidInput
 BUILTIN_MODULES = ("jobs.handlers.builtin",)
 
 Validator = Callable[[dict, str], None]
+# What in a payload needs ``jobs.tune_job_kinds`` (a sentence naming it), or None.
+Privileged = Callable[[dict], str | None]
 
 
 @dataclass(frozen=True)
@@ -32,23 +34,27 @@ class JobKind:
     run: Callable[[dict, JobContext], Any]
     dependency: str
     validate: Validator | None = None
+    privileged: Privileged | None = None
     is_async: bool = False  # ``run`` is ``async def``: awaited on the worker's loop, not in a thread
 
 
 _kinds: dict[str, JobKind] = {}
 
 
-def handler(name: str, *, dependency: str = "local", validate: Validator | None = None):
+def handler(
+    name: str, *, dependency: str = "local", validate: Validator | None = None, privileged: Privileged | None = None
+):
     """Register the decorated ``run(payload, context)`` as job kind ``name``.
 
     ``dependency`` is the breaker the kind's jobs go through unless a job names another;
     ``validate(payload, dependency)`` runs at submission and raises ``InvalidInput``.
+    ``privileged(payload)`` names the options only ``jobs.tune_job_kinds`` may use (None: none used).
     The function may be ``async def``; a sync one runs in a thread.
     """
 
     def register(func: Callable[[dict, JobContext], Any]):
         _kinds[name] = JobKind(name=name, run=func, dependency=dependency, validate=validate,
-                               is_async=inspect.iscoroutinefunction(func))
+                               privileged=privileged, is_async=inspect.iscoroutinefunction(func))
         return func
 
     return register

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from uuid import UUID
 
 import pytest
 from django.db import connection
@@ -30,12 +31,21 @@ def test_same_key_twice_makes_one_job(api):
 
 
 @pytest.mark.django_db
-def test_a_repeat_returns_the_first_job_even_if_the_rest_differs(api):
+@pytest.mark.parametrize("change", [{"priority": 6}, {"payload": {"other": True}}, {"kind": "simulate"},
+                                    {"max_attempts": 2}, {"dependency": "default"}])
+def test_a_repeat_with_other_parameters_is_a_409_and_changes_nothing(api, change):
     first = api.post("/api/jobs/", body("k", priority=5), format="json").json()
-    again = api.post("/api/jobs/", body("k", priority=50, payload={"other": True}), format="json")
-    assert again.status_code == 200
-    assert again.json()["id"] == first["id"] and again.json()["priority"] == 5
-    assert Job.objects.count() == 1
+    again = api.post("/api/jobs/", body("k", priority=5) | change, format="json")
+    assert again.status_code == 409, again.json()
+    assert again.json()["code"] == "idempotency_conflict"
+    assert "different parameters" in again.json()["detail"]
+    assert list(Job.objects.values_list("uuid", flat=True)) == [UUID(first["id"])]
+
+
+def test_emergency_and_priority_10_are_the_same_request(api):
+    first = api.post("/api/jobs/", body("k", priority=10), format="json")
+    again = api.post("/api/jobs/", body("k", emergency=True), format="json")
+    assert (first.status_code, again.status_code) == (201, 200)
 
 
 @pytest.mark.django_db

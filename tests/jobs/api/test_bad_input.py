@@ -318,8 +318,8 @@ def test_emergency_false_with_a_priority_is_fine(api):
 
 
 @pytest.mark.parametrize("priority", [-100, 100, 0])
-def test_priority_bounds_are_inclusive(api, priority):
-    response = post_json(api, SUBMIT, {"kind": "noop", "priority": priority})
+def test_priority_bounds_are_inclusive(operator_api, priority):
+    response = post_json(operator_api, SUBMIT, {"kind": "noop", "priority": priority})
     assert response.status_code == 201 and response.json()["priority"] == priority
 
 
@@ -352,9 +352,9 @@ def test_valid_surrogate_pairs_and_unicode_are_stored(api):
 
 
 def payload_of_size(size: int) -> dict:
-    """A payload whose compact UTF-8 JSON encoding is exactly ``size`` bytes."""
-    payload = {"x": "a" * (size - len('{"x":""}'))}
-    assert len(json.dumps(payload, separators=(",", ":")).encode()) == size
+    """A payload whose stored JSON (``json.dumps``, as JSONField writes it) is exactly ``size`` bytes."""
+    payload = {"x": "a" * (size - len('{"x": ""}'))}
+    assert len(json.dumps(payload).encode()) == size
     return payload
 
 

@@ -1,0 +1,61 @@
+"""Who may see and act on which jobs: the one policy every entry point goes through.
+
+A user sees and acts on their own jobs. ``jobs.view_all_jobs`` sees every job; acting on a job
+that is not yours needs the action's own permission on a staff account (``jobs.cancel_job``, ...).
+``None`` is the system (the worker, management commands): it may do anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Q
+
+from jobs.exceptions import Forbidden, JobNotFound
+
+VIEW_ALL = "jobs.view_all_jobs"
+HIGH_PRIORITY = "jobs.submit_high_priority"
+TUNE_KINDS = "jobs.tune_job_kinds"
+
+
+def _active(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def can_view_all(user: Any) -> bool:
+    """True for the system and for holders of ``jobs.view_all_jobs`` (superusers hold it)."""
+    return user is None or (_active(user) and user.has_perm(VIEW_ALL))
+
+
+def can_operate(user: Any, permission: str) -> bool:
+    """True when ``user`` may take an operator action on any job: staff with ``permission``."""
+    return user is None or (_active(user) and user.is_staff and user.has_perm(permission))
+
+
+def has(user: Any, permission: str) -> bool:
+    return user is None or (_active(user) and user.has_perm(permission))
+
+
+def visible_filter(user: Any, *, through: str = "") -> Q:
+    """The jobs ``user`` may see, as a filter (every job for the system and view-all holders).
+
+    ``through`` filters another model by its job (``"job__"`` for JobEvent)."""
+    if can_view_all(user):
+        return Q()
+    if not _active(user):
+        return Q(pk__in=[])
+    return Q(**{f"{through}submitter_id": user.pk})
+
+
+def job_check_action(*, user: Any, submitter_id: int | None, permission: str) -> None:
+    """Allow an action on a job: yours, or any job with the operator permission.
+
+    A job the user cannot see answers ``JobNotFound`` (its existence is not revealed); a job they
+    can see but not change answers ``Forbidden``."""
+    if user is None or (_active(user) and submitter_id == user.pk):
+        return
+    if can_operate(user, permission):
+        return
+    if can_view_all(user):
+        raise Forbidden(f"needs a staff account with the {permission!r} permission")
+    raise JobNotFound("no such job")
