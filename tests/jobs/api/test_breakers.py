@@ -37,10 +37,11 @@ def test_every_configured_breaker_is_listed_before_any_call(api):
     }
 
 
-def test_detail_shows_why_it_opened(api):
+def test_detail_shows_why_it_opened(api, readonly_api):
     api.post("/api/jobs/", {"kind": "noop", "dependency": "default"}, format="json")
     fail(n=3)
-    body = api.get("/api/breakers/default/").json()
+    assert api.get("/api/breakers/default/").json()["recent_errors"] == []  # they name others' jobs
+    body = readonly_api.get("/api/breakers/default/").json()
     assert body["state"] == "open" and body["failures"] == 3 and body["held"] == 1
     assert body["opened_at"] and body["retry_at"]
     opened = body["events"][0]
