@@ -183,3 +183,15 @@ def test_the_session_follows_no_redirect_even_when_asked(stub):
     assert client.send(request, allow_redirects=True, timeout=TIMEOUT).status_code == 302
     assert stub.hits("/elsewhere") == []
 
+
+@pytest.mark.django_db
+def test_remote_validation_uses_the_same_client_and_keeps_no_cookie(stub, monkeypatch):
+    from jobs import remote_validation
+
+    stub.set("/validate", headers={"Set-Cookie": "sid=planted; Path=/"})
+    monkeypatch.setenv("VALIDATION_URL", stub.url("/validate"))
+    monkeypatch.setenv("RESILIENT_DEPENDENCIES", '{"validation": {"headers": {"Authorization": "Bearer v"}}}')
+    for _ in range(2):
+        remote_validation.submission_validate(document={"kind": "noop"}, actor="test")
+    first, second = stub.headers("/validate")
+    assert "Cookie" not in second and second["Authorization"] == "Bearer v"
