@@ -251,3 +251,28 @@ def test_a_dependency_header_never_reaches_the_result_or_the_error(billing):
 def test_the_host_header_names_the_allowlisted_host(allowed):
     run({"url": local(allowed)})
     assert allowed.headers("/x")[0]["Host"] == f"localhost:{allowed.port}"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_what_the_worker_stores_never_holds_a_dependency_header(allowed):
+    from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async
+
+    from jobs import services
+    from jobs.models import JobEvent
+    from tests.jobs.test_worker import run_until_done
+
+    deps = {"billing": {"base_url": local(allowed, "/api/"), "headers": {"Authorization": SECRET}}}
+    fast = {"HTTP_ALLOWED_HOSTS": ["localhost"], "DEPENDENCIES": deps, "POLL_INTERVAL": 0.05}
+    allowed.set("/api/echo", body=f'{{"you_sent": "{SECRET}"}}')
+    allowed.set("/api/fail", status=503, body=f'{{"you_sent": "{SECRET}"}}')
+    with override_settings(RESILIENT=fast):
+        submit_job = sync_to_async(services.job_submit)
+        jobs = [(await submit_job(kind="http", dependency="billing", payload={"path": p}, max_attempts=1))[0]
+                for p in ("echo", "fail")]
+        done = await run_until_done(jobs)
+    events = await database_sync_to_async(lambda: [str(e.details) for e in JobEvent.objects.all()])()
+    assert [j.status for j in done] == ["succeeded", "failed"]
+    assert "you_sent" in done[0].result["body"]
+    stored = [str(j.result) for j in done] + [j.last_error or "" for j in done] + events
+    assert not [text for text in stored if "s3cret" in text]
