@@ -50,6 +50,7 @@ async def simulate(payload: dict, context: JobContext) -> dict:
 # --- http ---------------------------------------------------------------------------------------
 # What a payload may ask for lives in http_payload; how a call is made, in jobs.http.
 
+
 def validate_http(payload: dict, dependency: str) -> None:
     """Refuse (``InvalidInput``) any http payload the handler would not send as it is."""
     http_payload.http_call(payload, dependency)
