@@ -74,6 +74,10 @@ def _scrub(text: str, secrets: list[str]) -> str:
     """``text`` without the dependency's header values: a downstream may echo them back."""
     for secret in secrets:
         text = text.replace(secret, "[redacted]")
+    for secret in secrets:  # the excerpt may end inside a secret: its start is a secret too
+        for cut in range(len(secret) - 1, 3, -1):
+            if text.endswith(secret[:cut]):
+                return text[:-cut] + "[redacted]"
     return text
 
 

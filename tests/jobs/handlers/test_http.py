@@ -113,10 +113,14 @@ PATH_TRICKS = [
 ]
 
 
+def billing_settings(ds: Downstream) -> dict:
+    deps = {"billing": {"base_url": local(ds, "/api/"), "headers": {"Authorization": SECRET}}}
+    return {"HTTP_ALLOWED_HOSTS": ["localhost"], "DEPENDENCIES": deps}
+
+
 @pytest.fixture
 def billing(allowed):
-    deps = {"billing": {"base_url": local(allowed, "/api/"), "headers": {"Authorization": SECRET}}}
-    with override_settings(RESILIENT={"HTTP_ALLOWED_HOSTS": ["localhost"], "DEPENDENCIES": deps}):
+    with override_settings(RESILIENT=billing_settings(allowed)):
         yield allowed
 
 
@@ -243,6 +247,13 @@ def test_a_dependency_header_never_reaches_the_result_or_the_error(billing):
     with pytest.raises(DependencyFailure) as failed:
         run({"path": "/fail"}, "billing")
     assert "s3cret" not in str(failed.value)
+
+
+def test_an_excerpt_that_ends_inside_a_dependency_header_hides_its_start(billing):
+    with override_settings(RESILIENT={**billing_settings(billing), "HTTP_RESULT_EXCERPT_BYTES": 20}):
+        billing.set("/api/echo", body="x" * 10 + SECRET)
+        body = run({"path": "/echo"}, "billing")["body"]
+    assert body == "x" * 10 + "[redacted]"
 
 
 # --- 5. what stays --------------------------------------------------------------------------------
