@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
+from jobs import http
 from jobs.exceptions import InvalidInput
 
 LOCAL = "local"
@@ -25,6 +28,11 @@ class Dependency:
     reset_timeout: float = 30.0
     max_reset_timeout: float = 600.0
     slow_call_seconds: float = 0.0  # 0 = slow calls are not failures
+    # Sent with every call to this dependency (e.g. Authorization): never shown, stored or logged.
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def __repr__(self) -> str:  # keep header values out of logs and tracebacks
+        return f"Dependency(name={self.name!r}, base_url={self.base_url!r}, headers={[n for n, _ in self.headers]})"
 
 
 def _global_overrides() -> dict:
@@ -37,13 +45,14 @@ def _global_overrides() -> dict:
     return {key: cast(os.environ[var]) for key, (var, cast) in env.items() if os.environ.get(var)}
 
 
+ENV_DEPENDENCIES = "RESILIENT_DEPENDENCIES"
 _ENV = ("RESILIENT_DEFAULT_BASE_URL", "VALIDATION_URL", "RESILIENT_BREAKER_FAILURE_THRESHOLD",
-        "RESILIENT_BREAKER_RESET_TIMEOUT", "RESILIENT_BREAKER_MAX_RESET_TIMEOUT")
+        "RESILIENT_BREAKER_RESET_TIMEOUT", "RESILIENT_BREAKER_MAX_RESET_TIMEOUT", ENV_DEPENDENCIES)
 _memo: tuple[Any, tuple, dict[str, Dependency]] | None = None
 
 
 def configured() -> dict[str, Dependency]:
-    """Every dependency: the built-in three plus settings.RESILIENT["DEPENDENCIES"].
+    """Every dependency: the built-in three, settings.RESILIENT["DEPENDENCIES"], RESILIENT_DEPENDENCIES.
 
     Remembered while the settings object and the environment variables it reads stay the same
     (the worker asks on every trip to the database; ``override_settings`` swaps the object)."""
@@ -57,21 +66,98 @@ def configured() -> dict[str, Dependency]:
     return dict(result)
 
 
+def _from_env() -> dict[str, dict]:
+    """RESILIENT_DEPENDENCIES: a JSON object, dependency name -> options."""
+    raw = os.environ.get(ENV_DEPENDENCIES, "").strip()
+    if not raw:
+        return {}
+    try:
+        declared = json.loads(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{ENV_DEPENDENCIES} is not valid JSON ({exc})") from None
+    if not isinstance(declared, dict):
+        raise ImproperlyConfigured(f"{ENV_DEPENDENCIES} must be a JSON object: dependency name -> options")
+    return declared
+
+
+def _positive(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value > 0
+
+
+def _not_negative(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
+
+
+_RULES = {
+    "connect_timeout": (_positive, "a number of seconds above 0"),
+    "read_timeout": (_positive, "a number of seconds above 0"),
+    "failure_threshold": (lambda v: not isinstance(v, bool) and isinstance(v, int) and v >= 1, "a whole number from 1"),
+    "reset_timeout": (_not_negative, "a number of seconds, 0 or more"),
+    "max_reset_timeout": (_not_negative, "a number of seconds, 0 or more"),
+    "slow_call_seconds": (_not_negative, "a number of seconds, 0 or more"),
+}
+
+
+def _checked(source: str, name: Any, options: Any) -> dict[str, Any]:
+    """``options`` of dependency ``name`` with their types checked; headers as a tuple of pairs."""
+    where = f"{source}: dependency {name!r}"
+    if not isinstance(name, str) or not name:
+        raise ImproperlyConfigured(f"{where}: a dependency name must be a non-empty string")
+    if not isinstance(options, dict):
+        raise ImproperlyConfigured(f"{where}: options must be an object")
+    known = {f.name for f in fields(Dependency)} - {"name"}
+    unknown = set(options) - known
+    if unknown:
+        raise ImproperlyConfigured(f"{where}: unknown options {sorted(unknown)}; known: {sorted(known)}")
+    result = dict(options)
+    for key, (ok, wanted) in _RULES.items():
+        if key in options and not ok(options[key]):
+            raise ImproperlyConfigured(f"{where}: {key} must be {wanted}")
+    if "base_url" in options:
+        base_url = options["base_url"]
+        if not isinstance(base_url, str):
+            raise ImproperlyConfigured(f"{where}: base_url must be a string")
+        if base_url:
+            try:
+                http.parse(base_url)
+            except http.UnsafeURL as exc:
+                raise ImproperlyConfigured(f"{where}: base_url: {exc}") from None
+    if "headers" in options:
+        result["headers"] = _headers(where, options["headers"])
+    return result
+
+
+def _headers(where: str, headers: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(headers, dict):
+        raise ImproperlyConfigured(f"{where}: headers must be an object of header names to strings")
+    lowered = [name.lower() for name in headers if isinstance(name, str)]
+    if len(set(lowered)) != len(lowered):
+        raise ImproperlyConfigured(f"{where}: headers names the same header twice")
+    for name, value in headers.items():
+        problem = http.header_problem(name, value)
+        if problem:
+            raise ImproperlyConfigured(f"{where}: headers: {problem}")
+    return tuple(headers.items())
+
+
 def _build() -> dict[str, Dependency]:
     declared: dict[str, dict] = {
         LOCAL: {},
-        DEFAULT: {"base_url": os.environ.get("RESILIENT_DEFAULT_BASE_URL", "")},
-        VALIDATION: {"base_url": os.environ.get("VALIDATION_URL", ""), "read_timeout": 0.5, "connect_timeout": 0.5},
+        DEFAULT: _checked("RESILIENT_DEFAULT_BASE_URL", DEFAULT,
+                          {"base_url": os.environ.get("RESILIENT_DEFAULT_BASE_URL", "")}),
+        VALIDATION: _checked("VALIDATION_URL", VALIDATION,
+                             {"base_url": os.environ.get("VALIDATION_URL", ""), "read_timeout": 0.5, "connect_timeout": 0.5}),
     }
-    for name, options in getattr(settings, "RESILIENT", {}).get("DEPENDENCIES", {}).items():
-        declared.setdefault(name, {}).update(options)
-    known = {f.name for f in fields(Dependency)}
+    sources = (
+        ('settings.RESILIENT["DEPENDENCIES"]', getattr(settings, "RESILIENT", {}).get("DEPENDENCIES", {})),
+        (ENV_DEPENDENCIES, _from_env()),  # the environment wins, option by option
+    )
+    for source, more in sources:
+        for name, options in more.items():
+            declared.setdefault(name, {}).update(_checked(source, name, options))
     overrides = _global_overrides()
     result = {}
     for name, options in declared.items():
-        unknown = set(options) - known
-        if unknown:
-            raise ValueError(f"dependency {name!r}: unknown options {sorted(unknown)}")
         result[name] = Dependency(name=name, **{**overrides, **options})
     return result
 

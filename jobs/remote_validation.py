@@ -7,31 +7,26 @@ Off unless the ``validation`` dependency has a base URL (``VALIDATION_URL``). It
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import requests
 
-from jobs import breakers, dependencies
+from jobs import breakers, dependencies, http
 from jobs.exceptions import DependencyFailure, JobFailure, PermanentJobFailure, ValidationFailed
 from jobs.handlers.builtin import retry_after_seconds
-
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-    return _local.session
 
 
 def enabled() -> bool:
     return bool(dependencies.configured()[dependencies.VALIDATION].base_url)
 
 
-def _post(url: str, document: dict[str, Any], timeout: tuple[float, float]) -> None:
+def _post(dep: dependencies.Dependency, document: dict[str, Any]) -> None:
+    # The same client as the http kind: pinned address, no cookies, no redirects, no env proxies.
     try:
-        response = _session().post(url, json=document, timeout=timeout, allow_redirects=False)
+        response = http.send(http.parse(dep.base_url), method="POST", json=document, headers=dict(dep.headers),
+                             timeout=(dep.connect_timeout, dep.read_timeout))
+    except http.UnsafeURL as exc:
+        raise PermanentJobFailure(f"validation service address refused: {exc}") from None
     except requests.Timeout as exc:
         raise DependencyFailure(f"validation service timed out ({exc.__class__.__name__})") from exc
     except requests.RequestException as exc:
@@ -56,7 +51,7 @@ def submission_validate(*, document: dict[str, Any], actor: str) -> None:
     try:
         breakers.call_protected(
             dependencies.VALIDATION,
-            lambda: _post(dep.base_url, document, (dep.connect_timeout, dep.read_timeout)),
+            lambda: _post(dep, document),
             actor=actor,
         )
     except JobFailure as exc:

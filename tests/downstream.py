@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,10 +21,11 @@ class Behaviour:
 class Downstream:
     """``with Downstream() as ds: ds.url("/x")``; ``ds.set("/x", status=500)``; ``ds.hits("/x")``."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self._routes: dict[str, Behaviour] = {}
         self._default = Behaviour()
         self._hits: list[tuple[float, str, str]] = []
+        self._headers: list[tuple[str, dict[str, str]]] = []
         self._lock = threading.Lock()
         downstream = self
 
@@ -40,6 +42,7 @@ class Downstream:
                 path = self.path.split("?")[0]
                 with downstream._lock:
                     downstream._hits.append((time.monotonic(), self.command, path))
+                    downstream._headers.append((path, dict(self.headers.items())))
                     behaviour = downstream._routes.get(path, downstream._default)
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
@@ -57,8 +60,10 @@ class Downstream:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _answer
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -71,7 +76,12 @@ class Downstream:
         self._server.server_close()
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self._server.server_address[0]}:{self.port}{path}"
+
+    def headers(self, path: str | None = None) -> list[dict[str, str]]:
+        """The request headers of every call (to ``path``), in arrival order."""
+        with self._lock:
+            return [h for p, h in self._headers if path is None or p == path]
 
     def set(self, path: str | None = None, **behaviour) -> None:
         """Change how ``path`` (or every unset path, when None) answers from now on."""

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.utils import timezone
 
 from jobs import conf, dependencies
+from jobs import http as http_client
 from jobs.exceptions import DependencyFailure, InvalidInput, PermanentJobFailure
+from jobs.handlers import http_payload
 from jobs.handlers.registry import JobContext, handler
 
 SIMULATE_MAX_COMPLEXITY = 600  # 60 s of simulated work
@@ -59,60 +59,12 @@ async def simulate(payload: dict, context: JobContext) -> dict:
 
 
 # --- http ---------------------------------------------------------------------------------------
-
-HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"}
-
-
-def _allowed_hosts() -> set[str]:
-    hosts = {h.lower().strip("[]") for h in conf.get("HTTP_ALLOWED_HOSTS")}
-    for dep in dependencies.configured().values():
-        if dep.base_url:
-            hosts.add((urlsplit(dep.base_url).hostname or "").lower())
-    return hosts
-
-
-def resolve_url(payload: dict, dependency: str) -> str:
-    """The URL an http job calls: ``url``, or ``path`` under the dependency's base URL."""
-    url, path = payload.get("url"), payload.get("path")
-    if (url is None) == (path is None):
-        raise InvalidInput("payload", "give exactly one of url or path")
-    if path is not None:
-        base = dependencies.get(dependency).base_url
-        if not isinstance(path, str) or not base:
-            raise InvalidInput("payload", f"path needs a string and a base_url for dependency {dependency!r}")
-        url = urljoin(base.rstrip("/") + "/", path.lstrip("/"))
-    if not isinstance(url, str):
-        raise InvalidInput("payload", "url must be a string")
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        raise InvalidInput("payload", "url is not a valid URL") from None
-    if parts.scheme not in {"http", "https"} or not host:
-        raise InvalidInput("payload", "url must be an absolute http(s) URL")
-    if host not in _allowed_hosts():
-        raise InvalidInput("payload", f"host {host!r} is not on the allowlist (RESILIENT_HTTP_ALLOWED_HOSTS)")
-    return url
+# What a payload may ask for lives in http_payload; how a call is made, in jobs.http.
 
 
 def validate_http(payload: dict, dependency: str) -> None:
-    resolve_url(payload, dependency)
-    method = payload.get("method", "GET")
-    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
-        raise InvalidInput("payload", f"method must be one of {', '.join(sorted(HTTP_METHODS))}")
-    headers = payload.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise InvalidInput("payload", "headers must be an object of strings")
-
-
-_local = threading.local()
-
-
-def _session() -> requests.Session:
-    # One pooled session per thread: requests.Session is not documented as thread-safe.
-    if not hasattr(_local, "session"):
-        _local.session = requests.Session()
-    return _local.session
+    """Refuse (``InvalidInput``) any http payload the handler would not send as it is."""
+    http_payload.http_call(payload, dependency)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -129,34 +81,46 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def _scrub(text: str, secrets: list[str]) -> str:
+    """``text`` without the dependency's header values: a downstream may echo them back."""
+    for secret in secrets:
+        text = text.replace(secret, "[redacted]")
+    for secret in secrets:  # the excerpt may end inside a secret: its start is a secret too
+        for cut in range(len(secret) - 1, 3, -1):
+            if text.endswith(secret[:cut]):
+                return text[:-cut] + "[redacted]"
+    return text
+
+
 @handler("http", dependency=dependencies.DEFAULT, validate=validate_http)
 def http(payload: dict, context: JobContext) -> dict:
     """Call a downstream; 2xx succeeds, 5xx/408/429/timeouts retry, other 4xx fail at once."""
-    validate_http(payload, context.dependency)
-    dep = dependencies.get(context.dependency)
-    url = resolve_url(payload, context.dependency)
     try:
-        # No redirects: a redirect could lead off the allowlist.
-        response = _session().request(
-            payload.get("method", "GET").upper(),
-            url,
-            json=payload.get("json"),
-            headers=payload.get("headers") or None,
-            timeout=(dep.connect_timeout, dep.read_timeout),
-            allow_redirects=False,
-            stream=True,
+        # Checked again here: a payload stored before a rule existed must not slip through.
+        call = http_payload.http_call(payload, context.dependency)
+    except InvalidInput as exc:
+        raise PermanentJobFailure(f"refused: {exc.message}") from None
+    dep = dependencies.get(context.dependency)
+    secrets = sorted((value for _, value in dep.headers if value), key=len, reverse=True)
+    url = call.target.url
+    try:
+        response = http_client.send(
+            call.target, method=call.method, headers=call.headers, json=call.json,
+            timeout=(dep.connect_timeout, dep.read_timeout), stream=True,
         )
+    except http_client.UnsafeURL as exc:
+        raise PermanentJobFailure(f"refused: {exc}") from None
     except requests.Timeout as exc:
         raise DependencyFailure(f"timeout calling {url}: {exc.__class__.__name__}") from exc
     except requests.RequestException as exc:
-        raise DependencyFailure(f"error calling {url}: {exc.__class__.__name__}: {exc}") from exc
+        raise DependencyFailure(_scrub(f"error calling {url}: {exc.__class__.__name__}: {exc}", secrets)) from exc
     with response:
         try:
             excerpt = response.raw.read(conf.get("HTTP_RESULT_EXCERPT_BYTES"), decode_content=True)
         except (requests.RequestException, OSError, ValueError) as exc:
-            raise DependencyFailure(f"error reading {url}: {exc}") from exc
+            raise DependencyFailure(_scrub(f"error reading {url}: {exc}", secrets)) from exc
     code = response.status_code
-    body = excerpt.decode(response.encoding or "utf-8", errors="replace")
+    body = _scrub(excerpt.decode(response.encoding or "utf-8", errors="replace"), secrets)
     summary = f"HTTP {code} from {url}"
     if 200 <= code < 300:
         return {"status": code, "body": body}

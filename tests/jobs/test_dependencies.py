@@ -1,0 +1,84 @@
+"""Dependencies from settings and RESILIENT_DEPENDENCIES: merged, type-checked, secrets kept out of sight."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from jobs import dependencies
+
+ENV = dependencies.ENV_DEPENDENCIES
+
+
+def declare(monkeypatch, value) -> None:
+    monkeypatch.setenv(ENV, value if isinstance(value, str) else json.dumps(value))
+
+
+def test_the_environment_declares_dependencies_with_headers(monkeypatch):
+    declare(monkeypatch, {"billing": {"base_url": "http://billing.internal/api/", "read_timeout": 2,
+                                      "headers": {"Authorization": "Bearer s3cret"}}})
+    billing = dependencies.configured()["billing"]
+    assert billing.base_url == "http://billing.internal/api/" and billing.read_timeout == 2
+    assert billing.headers == (("Authorization", "Bearer s3cret"),)
+    assert "s3cret" not in repr(billing)
+
+
+@override_settings(RESILIENT={"DEPENDENCIES": {"billing": {"base_url": "http://a.internal/", "failure_threshold": 7,
+                                                           "headers": {"X-From": "settings"}}}})
+def test_the_environment_wins_over_settings_option_by_option(monkeypatch):
+    assert dependencies.configured()["billing"].headers == (("X-From", "settings"),)
+    declare(monkeypatch, {"billing": {"base_url": "http://b.internal/", "headers": {"X-From": "env"}},
+                          "default": {"read_timeout": 1.5}})
+    deps = dependencies.configured()
+    assert deps["billing"].base_url == "http://b.internal/" and deps["billing"].failure_threshold == 7
+    assert deps["billing"].headers == (("X-From", "env"),)
+    assert deps["default"].read_timeout == 1.5 and deps["local"].headers == ()
+
+
+def test_an_empty_variable_declares_nothing(monkeypatch):
+    declare(monkeypatch, "  ")
+    assert set(dependencies.configured()) == {"local", "default", "validation"}
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("{not json", "not valid JSON"),
+    ("[]", "must be a JSON object"),
+    ({"billing": []}, "'billing': options must be an object"),
+    ({"": {}}, "non-empty string"),
+    ({"billing": {"timeout": 1}}, "'billing': unknown options ['timeout']"),
+    ({"billing": {"base_url": 5}}, "'billing': base_url must be a string"),
+    ({"billing": {"base_url": "http://user:pw@billing.internal/"}}, "'billing': base_url: url must not carry userinfo"),
+    ({"billing": {"base_url": "ftp://billing.internal/"}}, "'billing': base_url: url must be an absolute http"),
+    ({"billing": {"read_timeout": "2"}}, "'billing': read_timeout must be a number"),
+    ({"billing": {"connect_timeout": 0}}, "'billing': connect_timeout must be a number of seconds above 0"),
+    ({"billing": {"failure_threshold": 1.5}}, "'billing': failure_threshold must be a whole number"),
+    ({"billing": {"failure_threshold": True}}, "'billing': failure_threshold must be a whole number"),
+    ({"billing": {"reset_timeout": -1}}, "'billing': reset_timeout must be"),
+    ({"billing": {"headers": "Authorization: x"}}, "'billing': headers must be an object"),
+    ({"billing": {"headers": {"Authorization": 5}}}, "'billing': headers: 'Authorization' must have a string value"),
+    ({"billing": {"headers": {"X-A": "ok\r\nX-Evil: 1"}}}, "'billing': headers: 'X-A' must be printable ASCII"),
+    ({"billing": {"headers": {"Bad Name": "x"}}}, "'billing': headers: 'Bad Name' is not a header name"),
+    ({"billing": {"headers": {"X-A": "1", "x-a": "2"}}}, "'billing': headers names the same header twice"),
+])
+def test_a_bad_declaration_names_the_dependency_and_the_key(monkeypatch, value, says):
+    declare(monkeypatch, value)
+    with pytest.raises(ImproperlyConfigured) as error:
+        dependencies.configured()
+    assert ENV in str(error.value) and says in str(error.value)
+    assert "ok\r\n" not in str(error.value)
+
+
+@override_settings(RESILIENT={"DEPENDENCIES": {"billing": {"headers": {"X-A": "line\nbreak"}}}})
+def test_settings_are_checked_the_same_way():
+    with pytest.raises(ImproperlyConfigured, match=r"DEPENDENCIES.*'billing': headers: 'X-A'"):
+        dependencies.configured()
+
+
+def test_a_base_url_with_userinfo_from_the_old_variables_is_refused(monkeypatch):
+    monkeypatch.setenv("RESILIENT_DEFAULT_BASE_URL", "http://user:pw@127.0.0.1/")
+    with pytest.raises(ImproperlyConfigured, match="RESILIENT_DEFAULT_BASE_URL.*userinfo") as error:
+        dependencies.configured()
+    assert "pw" not in str(error.value)
