@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -82,3 +85,16 @@ def test_a_base_url_with_userinfo_from_the_old_variables_is_refused(monkeypatch)
     with pytest.raises(ImproperlyConfigured, match="RESILIENT_DEFAULT_BASE_URL.*userinfo") as error:
         dependencies.configured()
     assert "pw" not in str(error.value)
+
+
+def test_a_bad_configuration_stops_a_process_at_start_up():
+    """Every process (web, worker, manage.py) refuses to start, naming the dependency and key."""
+    from tests.processes import ROOT
+
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(SECRET_KEY="start-up-check", DJANGO_SETTINGS_MODULE="resilient.settings",
+               RESILIENT_DEPENDENCIES='{"billing": {"max_concurency": 4}}')
+    done = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0
+    assert "dependency 'billing'" in done.stderr and "max_concurency" in done.stderr
