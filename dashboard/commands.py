@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from dashboard import access
 from jobs import breakers, services
 from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
 
@@ -131,6 +132,21 @@ COMMANDS: dict[str, Command] = {
 def allowed_actions(user: Any) -> list[str]:
     """The actions ``user`` may take (the page hides the controls for the others)."""
     return sorted(name for name, command in COMMANDS.items() if user.is_staff and user.has_perm(command.permission))
+
+
+def refusal_reply(refusal: access.Refusal, *, message: Any) -> dict[str, Any]:
+    """The error sent before the socket closes: the session ended or dashboard access is gone."""
+    ref, action = (message.get("ref"), message.get("action")) if isinstance(message, dict) else (None, None)
+    return {"type": "error", "ref": ref, "action": action, "field": None, "message": refusal.message, "code": refusal.code}
+
+
+def command_receive(*, session_key: str | None, user_id: Any, message: Any) -> tuple[dict[str, Any], access.Refusal | None]:
+    """Check the session and the account afresh (a user instance caches its permissions), then
+    run the command; the reply and, when the socket must close, why."""
+    user, refusal = access.operator(session_key, user_id=user_id)
+    if refusal is not None:
+        return refusal_reply(refusal, message=message), refusal
+    return command_run(user=user, message=message), None
 
 
 def command_run(*, user: Any, message: Any) -> dict[str, Any]:

@@ -90,6 +90,7 @@ class Job(models.Model):
             ("reprioritise_job", "Can reprioritise jobs"),
             ("cancel_job", "Can cancel jobs"),
             ("retry_job", "Can retry jobs"),
+            ("view_all_jobs", "Can see every user's jobs"),
         ]
 
     def __str__(self) -> str:

@@ -84,4 +84,5 @@ async def closed_with(comm, timeout: float = 5) -> int:
     while True:
         output = await comm.receive_output(timeout=max(0.1, deadline - time.monotonic()))
         if output["type"] == "websocket.close":
+            await comm.disconnect()  # the client's side of the close: the consumer finishes
             return output.get("code", 1000)

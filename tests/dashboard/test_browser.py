@@ -32,7 +32,13 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 User = get_user_model()
 User.objects.create_superuser("operator", password="operator-pass-123")
-User.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+viewer = User.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from jobs.models import Job
+viewer.user_permissions.add(Permission.objects.get_or_create(
+    codename="view_all_jobs", content_type=ContentType.objects.get_for_model(Job),
+    defaults={"name": "Can see every user's jobs"})[0])
 User.objects.create_user("client", password="client-pass-123")
 print(Token.objects.create(user=User.objects.get(username="operator")).key)
 """
