@@ -246,6 +246,20 @@ def test_reconnects_and_resyncs_after_the_socket_drops(browser, server):
     page.context.close()
 
 
+def test_signing_out_in_one_tab_ends_the_dashboard_in_the_other(browser, server):
+    one = login(browser, server)
+    two = one.context.new_page()
+    two.goto(server["base"] + "/dashboard/")
+    two.wait_for_selector(LIVE)
+    one.get_by_role("button", name="Sign out").click()
+    one.wait_for_load_state()
+    # The socket's periodic session check (every 5 s) closes it with 4001; the page reloads and
+    # is sent to sign in instead of reconnecting for ever.
+    two.wait_for_url(re.compile(r"/accounts/login/\?next=/dashboard/$"), timeout=15_000)
+    assert one.js_errors == []
+    one.context.close()
+
+
 def test_submit_form_and_bulk_reprioritise(browser, server):
     from playwright.sync_api import expect
 
