@@ -17,7 +17,7 @@ import logging
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from dashboard import access, broadcasting, commands
+from dashboard import access, broadcasting, commands, frames
 
 log = logging.getLogger("resilient.dashboard")
 
@@ -56,9 +56,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if self.ended:
             return
         try:
-            message = json.loads(text_data or "")
-        except ValueError:
-            message = None
+            message = frames.frame_decode(text_data, bytes_data)
+        except frames.FrameRejected as exc:
+            await self.send(text_data=json.dumps(frames.frame_error(exc)))
+            return
         reply, refusal = await database_sync_to_async(commands.command_receive)(
             session_key=self.session_key, user_id=self.user_id, message=message
         )

@@ -229,6 +229,10 @@ async def test_illegal_transition_says_the_status(operator):
     assert reply["code"] == "not_found"
     await comm.send_to(text_data="not json")
     reply = await next_reply(comm)
+    assert reply["type"] == "error" and reply["code"] == "invalid"
+    assert reply["message"].startswith("not a JSON command: Expecting value")
+    await comm.send_to(text_data="[1]")
+    reply = await next_reply(comm)
     assert reply["type"] == "error" and reply["message"] == "a command must be a JSON object"
     await comm.disconnect()
 
