@@ -8,14 +8,21 @@ A command is ``{"action": ..., "ref": <anything the client wants echoed>, ...}``
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from dashboard import access
+from django.core.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException
+
+from dashboard import access, throttle
 from jobs import breakers, services
 from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
+
+log = logging.getLogger("resilient.dashboard")
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class Command:
     permission: str
     run: Callable[[dict[str, Any], str], dict[str, Any]]
     fields: frozenset[str]
+    throttled: bool = False  # counts against the per-user submission throttle, as POST /api/jobs/
 
 
 def _job_id(message: dict[str, Any]) -> UUID:
@@ -116,7 +124,7 @@ COMMANDS: dict[str, Command] = {
     "bulk_reprioritise": Command(
         "jobs.reprioritise_job", _bulk_reprioritise, COMMON | {"ids", "filter", "all", "priority", "dry_run"}
     ),
-    "submit": Command("jobs.add_job", _submit, COMMON | {"kind", "payload", "priority", "dependency"}),
+    "submit": Command("jobs.add_job", _submit, COMMON | {"kind", "payload", "priority", "dependency"}, throttled=True),
     "breaker_force_open": Command(
         "jobs.override_breaker", _breaker_command(breakers.breaker_force_open), COMMON | {"name", "reason", "ttl_seconds"}
     ),
@@ -143,10 +151,20 @@ def refusal_reply(refusal: access.Refusal, *, message: Any) -> dict[str, Any]:
 def command_receive(*, session_key: str | None, user_id: Any, message: Any) -> tuple[dict[str, Any], access.Refusal | None]:
     """Check the session and the account afresh (a user instance caches its permissions), then
     run the command; the reply and, when the socket must close, why."""
-    user, refusal = access.operator(session_key, user_id=user_id)
+    try:
+        user, refusal = access.operator(session_key, user_id=user_id)
+    except Exception:
+        log.exception("dashboard: could not check the session")
+        return _server_error(message), None
     if refusal is not None:
         return refusal_reply(refusal, message=message), refusal
     return command_run(user=user, message=message), None
+
+
+def _server_error(message: Any) -> dict[str, Any]:
+    ref, action = (message.get("ref"), message.get("action")) if isinstance(message, dict) else (None, None)
+    return {"type": "error", "ref": ref, "action": action, "field": None,
+            "message": "the server could not run this command; its log says why", "code": "server_error"}
 
 
 def command_run(*, user: Any, message: Any) -> dict[str, Any]:
@@ -164,11 +182,23 @@ def command_run(*, user: Any, message: Any) -> dict[str, Any]:
     if unknown:
         return {**reply, "type": "error", "field": unknown[0], "message": f"unknown field; allowed: {', '.join(sorted(command.fields - COMMON))}", "code": "invalid"}
     try:
+        if command.throttled:
+            throttle.submission_count(user)
         result = command.run(message, services.actor_name(user))
     except InvalidInput as exc:
         return {**reply, "type": "error", "field": exc.field, "message": exc.message, "code": exc.default_code}
     except IllegalTransition as exc:
         return {**reply, "type": "error", "field": None, "message": str(exc), "code": exc.default_code, "status": exc.status}
     except ResilientError as exc:
-        return {**reply, "type": "error", "field": None, "message": str(exc), "code": exc.default_code}
+        return {**reply, "type": "error", "field": getattr(exc, "field", None), "message": str(exc), "code": exc.default_code}
+    except PermissionDenied as exc:  # Django's, e.g. from a service enforcing who owns a job
+        return {**reply, "type": "error", "field": None, "message": str(exc) or "permission denied", "code": "permission_denied"}
+    except APIException as exc:  # DRF's, e.g. Throttled: the REST API's message and code
+        error = {**reply, "type": "error", "field": None, "message": str(exc.detail), "code": exc.default_code}
+        wait = getattr(exc, "wait", None)
+        return {**error, "retry_after": math.ceil(wait)} if wait is not None else error
+    except Exception:
+        # Whatever went wrong, the operator gets an answer and keeps the socket.
+        log.exception("dashboard command %r failed", action)
+        return _server_error(message)
     return {**reply, "type": "result", "ok": True, **result}

@@ -9,10 +9,16 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
-from django.test import Client
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.test import Client, override_settings
+from rest_framework.exceptions import Throttled
+from rest_framework.test import APIClient
 
 from dashboard.consumers import DashboardConsumer
-from jobs.models import Breaker, BreakerEvent
+from jobs import services
+from jobs.exceptions import ResilientError
+from jobs.models import Breaker, BreakerEvent, Job
 from tests.dashboard.conftest import view_all_jobs_permission
 from tests.dashboard.sockets import (
     closed_with,
@@ -179,3 +185,82 @@ def test_the_page_needs_staff_and_view_all_jobs(client, user, staff_without_view
     staff_without_view.user_permissions.add(view_all_jobs_permission())
     client.force_login(staff_without_view)
     assert client.get("/dashboard/").status_code == 200
+
+
+# --- errors a service raises: a clean reply, never a dead socket ------------------------------------
+
+
+class TooManyPending(ResilientError):
+    """Stands in for the per-user limits the services will raise (a jobs.exceptions error)."""
+
+    status_code = 429
+    default_code = "throttled"
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        pytest.param(DjangoPermissionDenied("not your job"), "permission_denied", "not your job", id="django-permission"),
+        pytest.param(TooManyPending("too many pending jobs"), "throttled", "too many pending jobs", id="domain-throttle"),
+        pytest.param(Throttled(wait=12), "throttled", "Request was throttled.", id="drf-throttled"),
+        pytest.param(RuntimeError("boom"), "server_error", "the server could not run this command", id="unexpected"),
+    ],
+)
+async def test_an_error_from_a_service_is_a_reply_and_the_socket_stays(operator, monkeypatch, caplog, error, code, message):
+    def refuse(**kwargs):
+        raise error
+
+    monkeypatch.setattr(services, "job_cancel", refuse)
+    comm, _, _ = await open_dashboard(operator)
+    reply = await command(comm, action="cancel", id="00000000-0000-0000-0000-000000000000", ref=3)
+    assert (reply["type"], reply["code"], reply["ref"], reply["action"]) == ("error", code, 3, "cancel"), reply
+    assert reply["message"].startswith(message), reply
+    if isinstance(error, RuntimeError):
+        assert "boom" not in reply["message"]  # details go to the log, not to the client
+        assert any(r.exc_info and r.exc_info[1] is error for r in caplog.records)
+    assert (await command(comm, action="submit", kind="noop"))["type"] == "result"  # still usable
+    await comm.disconnect()
+
+
+# --- the submission throttle is shared with POST /api/jobs/ --------------------------------------
+
+
+@pytest.fixture
+def fresh_cache():
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@override_settings(RESILIENT={"SUBMIT_RATE": "5/min"})
+async def test_socket_and_rest_submissions_share_one_budget(operator, fresh_cache):
+    comm, _, _ = await open_dashboard(operator)
+    for i in range(5):
+        assert (await command(comm, action="submit", kind="noop", ref=i))["type"] == "result"
+    reply = await command(comm, action="submit", kind="noop", ref=6)
+    assert (reply["type"], reply["code"], reply["ref"]) == ("error", "throttled", 6), reply
+    assert 0 < reply["retry_after"] <= 60
+
+    def rest_submit() -> int:
+        client = APIClient()
+        client.force_authenticate(operator)
+        return client.post("/api/jobs/", {"kind": "noop"}, format="json").status_code
+
+    assert await database_sync_to_async(rest_submit)() == 429
+    assert await database_sync_to_async(Job.objects.count)() == 5
+    # Other commands are not submissions: not throttled.
+    assert (await command(comm, action="breaker_force_closed", name="local", reason="ok"))["type"] == "result"
+    await comm.disconnect()
+
+
+@override_settings(RESILIENT={"SUBMIT_RATE": "2/min"})
+async def test_rest_submissions_count_against_the_socket(operator, fresh_cache):
+    def rest_submit() -> int:
+        client = APIClient()
+        client.force_authenticate(operator)
+        return client.post("/api/jobs/", {"kind": "noop"}, format="json").status_code
+
+    assert [await database_sync_to_async(rest_submit)() for _ in range(2)] == [201, 201]
+    comm, _, _ = await open_dashboard(operator)
+    assert (await command(comm, action="submit", kind="noop"))["code"] == "throttled"
+    await comm.disconnect()
