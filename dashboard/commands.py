@@ -8,20 +8,29 @@ A command is ``{"action": ..., "ref": <anything the client wants echoed>, ...}``
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from django.core.exceptions import PermissionDenied
+from rest_framework.exceptions import APIException
+
+from dashboard import access, throttle
 from jobs import breakers, services
 from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
+
+log = logging.getLogger("resilient.dashboard")
 
 
 @dataclass(frozen=True)
 class Command:
     permission: str
-    run: Callable[[dict[str, Any], str], dict[str, Any]]
+    run: Callable[[dict[str, Any], Any], dict[str, Any]]  # (message, the acting user)
     fields: frozenset[str]
+    throttled: bool = False  # counts against the per-user submission throttle, as POST /api/jobs/
 
 
 def _job_id(message: dict[str, Any]) -> UUID:
@@ -42,20 +51,20 @@ def _job(job) -> dict[str, Any]:
     return {"id": str(job.uuid), "status": job.status, "priority": job.priority}
 
 
-def _reprioritise(message, actor):
-    job = services.job_reprioritise(job_id=_job_id(message), priority=_required(message, "priority"), actor=actor)
+def _reprioritise(message, user):
+    job = services.job_reprioritise(job_id=_job_id(message), priority=_required(message, "priority"), user=user)
     return {"job": _job(job)}
 
 
-def _cancel(message, actor):
-    return {"job": _job(services.job_cancel(job_id=_job_id(message), actor=actor, reason=message.get("reason") or ""))}
+def _cancel(message, user):
+    return {"job": _job(services.job_cancel(job_id=_job_id(message), user=user, reason=message.get("reason") or ""))}
 
 
-def _retry(message, actor):
-    return {"job": _job(services.job_retry(job_id=_job_id(message), actor=actor))}
+def _retry(message, user):
+    return {"job": _job(services.job_retry(job_id=_job_id(message), user=user))}
 
 
-def _bulk_reprioritise(message, actor):
+def _bulk_reprioritise(message, user):
     selection = message.get("filter")
     if selection is not None and not isinstance(selection, dict):
         raise InvalidInput("filter", "must be an object with dependency, kind and/or priority")
@@ -70,7 +79,7 @@ def _bulk_reprioritise(message, actor):
         raise InvalidInput("dry_run", "must be true or false")
     count = services.jobs_bulk_reprioritise(
         priority=_required(message, "priority"),
-        actor=actor,
+        user=user,
         job_ids=message.get("ids"),
         dependency=selection.get("dependency") or None,
         kind=selection.get("kind") or None,
@@ -80,13 +89,13 @@ def _bulk_reprioritise(message, actor):
     return {"count": count, "dry_run": dry_run}
 
 
-def _submit(message, actor):
+def _submit(message, user):
     job, created = services.job_submit(
         kind=_required(message, "kind"),
         payload=message.get("payload"),
         priority=message.get("priority"),
         dependency=message.get("dependency") or None,
-        actor=actor,
+        submitter=user,
     )
     return {"job": _job(job), "created": created}
 
@@ -96,10 +105,10 @@ def _breaker(row) -> dict[str, Any]:
             "override_expires_at": row.override_expires_at.isoformat() if row.override_expires_at else None}
 
 
-def _breaker_command(service: Callable[..., Any]) -> Callable[[dict[str, Any], str], dict[str, Any]]:
-    def run(message: dict[str, Any], actor: str) -> dict[str, Any]:
+def _breaker_command(service: Callable[..., Any]) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    def run(message: dict[str, Any], user: Any) -> dict[str, Any]:
         # Same input rules as POST /api/breakers/{name}/...: the service checks reason and ttl.
-        kwargs = {"name": _required(message, "name"), "actor": actor, "reason": message.get("reason")}
+        kwargs = {"name": _required(message, "name"), "actor": services.actor_name(user), "reason": message.get("reason")}
         if "ttl_seconds" in message:
             kwargs["ttl_seconds"] = message["ttl_seconds"]
         return {"breaker": _breaker(service(**kwargs))}
@@ -115,7 +124,7 @@ COMMANDS: dict[str, Command] = {
     "bulk_reprioritise": Command(
         "jobs.reprioritise_job", _bulk_reprioritise, COMMON | {"ids", "filter", "all", "priority", "dry_run"}
     ),
-    "submit": Command("jobs.add_job", _submit, COMMON | {"kind", "payload", "priority", "dependency"}),
+    "submit": Command("jobs.add_job", _submit, COMMON | {"kind", "payload", "priority", "dependency"}, throttled=True),
     "breaker_force_open": Command(
         "jobs.override_breaker", _breaker_command(breakers.breaker_force_open), COMMON | {"name", "reason", "ttl_seconds"}
     ),
@@ -133,6 +142,31 @@ def allowed_actions(user: Any) -> list[str]:
     return sorted(name for name, command in COMMANDS.items() if user.is_staff and user.has_perm(command.permission))
 
 
+def refusal_reply(refusal: access.Refusal, *, message: Any) -> dict[str, Any]:
+    """The error sent before the socket closes: the session ended or dashboard access is gone."""
+    ref, action = (message.get("ref"), message.get("action")) if isinstance(message, dict) else (None, None)
+    return {"type": "error", "ref": ref, "action": action, "field": None, "message": refusal.message, "code": refusal.code}
+
+
+def command_receive(*, session_key: str | None, user_id: Any, message: Any) -> tuple[dict[str, Any], access.Refusal | None]:
+    """Check the session and the account afresh (a user instance caches its permissions), then
+    run the command; the reply and, when the socket must close, why."""
+    try:
+        user, refusal = access.operator(session_key, user_id=user_id)
+    except Exception:
+        log.exception("dashboard: could not check the session")
+        return _server_error(message), None
+    if refusal is not None:
+        return refusal_reply(refusal, message=message), refusal
+    return command_run(user=user, message=message), None
+
+
+def _server_error(message: Any) -> dict[str, Any]:
+    ref, action = (message.get("ref"), message.get("action")) if isinstance(message, dict) else (None, None)
+    return {"type": "error", "ref": ref, "action": action, "field": None,
+            "message": "the server could not run this command; its log says why", "code": "server_error"}
+
+
 def command_run(*, user: Any, message: Any) -> dict[str, Any]:
     """Run one operator command for ``user``; always returns a reply, never raises for bad input."""
     if not isinstance(message, dict):
@@ -148,11 +182,23 @@ def command_run(*, user: Any, message: Any) -> dict[str, Any]:
     if unknown:
         return {**reply, "type": "error", "field": unknown[0], "message": f"unknown field; allowed: {', '.join(sorted(command.fields - COMMON))}", "code": "invalid"}
     try:
-        result = command.run(message, services.actor_name(user))
+        if command.throttled:
+            throttle.submission_count(user)
+        result = command.run(message, user)
     except InvalidInput as exc:
         return {**reply, "type": "error", "field": exc.field, "message": exc.message, "code": exc.default_code}
     except IllegalTransition as exc:
         return {**reply, "type": "error", "field": None, "message": str(exc), "code": exc.default_code, "status": exc.status}
     except ResilientError as exc:
-        return {**reply, "type": "error", "field": None, "message": str(exc), "code": exc.default_code}
+        return {**reply, "type": "error", "field": getattr(exc, "field", None), "message": str(exc), "code": exc.default_code}
+    except PermissionDenied as exc:  # Django's, e.g. from a service enforcing who owns a job
+        return {**reply, "type": "error", "field": None, "message": str(exc) or "permission denied", "code": "permission_denied"}
+    except APIException as exc:  # DRF's, e.g. Throttled: the REST API's message and code
+        error = {**reply, "type": "error", "field": None, "message": str(exc.detail), "code": exc.default_code}
+        wait = getattr(exc, "wait", None)
+        return {**error, "retry_after": math.ceil(wait)} if wait is not None else error
+    except Exception:
+        # Whatever went wrong, the operator gets an answer and keeps the socket.
+        log.exception("dashboard command %r failed", action)
+        return _server_error(message)
     return {**reply, "type": "result", "ok": True, **result}

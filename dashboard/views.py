@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import render
 
+from dashboard import access
 from jobs import dependencies
 from jobs.handlers import registry
 from jobs.models import PRIORITY_MAX, PRIORITY_MIN, JobStatus
@@ -13,9 +14,9 @@ from jobs.models import PRIORITY_MAX, PRIORITY_MIN, JobStatus
 
 @login_required
 def dashboard(request):
-    """Staff only: anonymous users go to the login page, signed-in non-staff get 403."""
-    if not request.user.is_staff:
-        raise PermissionDenied("the dashboard is for staff accounts")
+    """Anonymous users go to the login page; the rest need staff and ``jobs.view_all_jobs`` (else 403)."""
+    if not access.dashboard_allowed(request.user):
+        raise PermissionDenied("the dashboard is for staff accounts that may see every job")
     context = {
         "options": {
             "kinds": registry.names(),

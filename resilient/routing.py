@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 
 from dashboard.routing import websocket_urlpatterns
 from jobs.consumers import JobWakeConsumer
 from jobs.notify import JOBS_CHANNEL
+from resilient.origin import OriginValidator
 
 
 def build_application(http_app):
     return ProtocolTypeRouter(
         {
             "http": http_app,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            # The full origin, not just the host name (resilient.origin says why).
+            "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
             "channel": ChannelNameRouter({JOBS_CHANNEL: JobWakeConsumer.as_asgi()}),
         }
     )

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
+
+from jobs import jsonio
 
 
 class BodyTooLarge(APIException):
     status_code = 413
     default_detail = "request body too large"
     default_code = "too_large"
-
-
-def _reject_constant(value: str):
-    raise ValueError(f"{value} is not valid JSON")
 
 
 class StrictJSONParser(JSONParser):
@@ -29,12 +25,6 @@ class StrictJSONParser(JSONParser):
         if len(raw) > limit:
             raise BodyTooLarge(f"request body is larger than {limit} bytes")
         try:
-            text = raw.decode(settings.DEFAULT_CHARSET)
-        except UnicodeDecodeError as exc:
-            raise ParseError(f"JSON parse error - body is not UTF-8: {exc}") from None
-        try:
-            return json.loads(text, parse_constant=_reject_constant)
-        except RecursionError:
-            raise ParseError("JSON parse error - nested too deeply") from None
-        except ValueError as exc:
+            return jsonio.loads_strict(raw, max_bytes=limit)
+        except jsonio.JSONRejected as exc:
             raise ParseError(f"JSON parse error - {exc}") from None

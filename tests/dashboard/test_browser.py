@@ -32,7 +32,9 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 User = get_user_model()
 User.objects.create_superuser("operator", password="operator-pass-123")
-User.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+viewer = User.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
+from django.contrib.auth.models import Permission
+viewer.user_permissions.add(Permission.objects.get(codename="view_all_jobs"))
 User.objects.create_user("client", password="client-pass-123")
 print(Token.objects.create(user=User.objects.get(username="operator")).key)
 """
@@ -238,6 +240,20 @@ def test_reconnects_and_resyncs_after_the_socket_drops(browser, server):
     page.wait_for_selector('body[data-socket="open"]')
     page.locator(f'#queue tr[data-id="{job["id"]}"]').wait_for()
     page.context.close()
+
+
+def test_signing_out_in_one_tab_ends_the_dashboard_in_the_other(browser, server):
+    one = login(browser, server)
+    two = one.context.new_page()
+    two.goto(server["base"] + "/dashboard/")
+    two.wait_for_selector(LIVE)
+    one.get_by_role("button", name="Sign out").click()
+    one.wait_for_load_state()
+    # The socket's periodic session check (every 5 s) closes it with 4001; the page reloads and
+    # is sent to sign in instead of reconnecting for ever.
+    two.wait_for_url(re.compile(r"/accounts/login/\?next=/dashboard/$"), timeout=15_000)
+    assert one.js_errors == []
+    one.context.close()
 
 
 def test_submit_form_and_bulk_reprioritise(browser, server):

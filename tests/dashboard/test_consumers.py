@@ -9,75 +9,23 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
 from django.contrib.auth.models import Permission
-from django.test import Client
 
 from dashboard import broadcasting, snapshot
 from jobs import breakers, queue, services
 from jobs.models import Breaker, BreakerEvent, Job, JobEvent, JobStatus
-from resilient.asgi import application
+from tests.dashboard.sockets import (
+    HOST,
+    command,
+    connect,
+    next_reply,
+    open_dashboard,
+    snapshot_where,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ORIGIN = (b"origin", b"http://127.0.0.1")
-
-
-@database_sync_to_async
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def connect(user=None, *, origin=ORIGIN) -> WebsocketCommunicator:
-    headers = [origin] if origin else []
-    if user is not None:
-        headers.append((b"cookie", await session_cookie(user)))
-    return WebsocketCommunicator(application, "/ws/dashboard/", headers=headers)
-
-
-async def open_dashboard(user) -> tuple[WebsocketCommunicator, dict, dict]:
-    """Connect as ``user``; return the communicator, the hello and the first snapshot."""
-    comm = await connect(user)
-    connected, _ = await comm.connect(timeout=5)
-    assert connected
-    hello = await comm.receive_json_from(timeout=5)
-    assert hello["type"] == "hello"
-    first = await comm.receive_json_from(timeout=5)
-    assert first["type"] == "snapshot"
-    return comm, hello, first["state"]
-
-
-async def next_of_type(comm, kind: str, timeout: float = 5) -> dict:
-    while True:
-        message = await comm.receive_json_from(timeout=timeout)
-        if message["type"] == kind:
-            return message
-
-
-async def snapshot_where(comm, predicate, timeout: float = 10) -> dict:
-    """Snapshots until one satisfies ``predicate`` (each message is the whole state)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        message = await comm.receive_json_from(timeout=max(0.1, deadline - time.monotonic()))
-        if message["type"] == "snapshot" and predicate(message["state"]):
-            return message["state"]
-
-
 submit = database_sync_to_async(services.job_submit)
-
-
-async def command(comm, **message) -> dict:
-    await comm.send_json_to(message)
-    return await next_of_type_reply(comm)
-
-
-async def next_of_type_reply(comm) -> dict:
-    while True:
-        message = await comm.receive_json_from(timeout=5)
-        if message["type"] in ("result", "error"):
-            return message
 
 
 # --- who may connect ----------------------------------------------------------------------------
@@ -96,13 +44,13 @@ async def test_non_staff_is_refused(user):
 
 
 async def test_foreign_origin_is_refused(operator):
-    comm = await connect(operator, origin=(b"origin", b"http://evil.example"))
+    comm = await connect(operator, headers=[(b"host", HOST.encode()), (b"origin", b"http://evil.example")])
     connected, _ = await comm.connect(timeout=5)
     assert not connected
 
 
 async def test_missing_origin_is_refused(operator):
-    comm = await connect(operator, origin=None)
+    comm = await connect(operator, headers=[(b"host", HOST.encode())])
     connected, _ = await comm.connect(timeout=5)
     assert not connected
 
@@ -280,7 +228,11 @@ async def test_illegal_transition_says_the_status(operator):
     reply = await command(comm, action="cancel", id="00000000-0000-0000-0000-000000000000")
     assert reply["code"] == "not_found"
     await comm.send_to(text_data="not json")
-    reply = await next_of_type_reply(comm)
+    reply = await next_reply(comm)
+    assert reply["type"] == "error" and reply["code"] == "invalid"
+    assert reply["message"].startswith("not a JSON command: Expecting value")
+    await comm.send_to(text_data="[1]")
+    reply = await next_reply(comm)
     assert reply["type"] == "error" and reply["message"] == "a command must be a JSON object"
     await comm.disconnect()
 
