@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 
 from jobs import metrics
+from resilient import security_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -66,6 +67,9 @@ async def refuse(scope: Scope, send: Send, limit: int) -> None:
                 (b"content-type", content_type),
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
+                # Django's middleware never sees this response: give it the same headers.
+                (b"content-security-policy", security_headers.policy().encode()),
+                (b"x-content-type-options", b"nosniff"),
             ],
         }
     )
