@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from jobs import health, metrics
+from jobs.api.tokens import TokenView
 from jobs.api.urls import api_urlpatterns, write_up_urlpatterns
 
 urlpatterns = [
@@ -11,6 +12,7 @@ urlpatterns = [
     path("dashboard/", include("dashboard.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("api/auth/token/", TokenView.as_view(), name="api-token"),
     path("api/", include(api_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's init script as a file (?script=): no inline script.
