@@ -7,6 +7,7 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "resilient.settings")
 django_asgi_app = get_asgi_application()
 
-from resilient.routing import build_application  # noqa: E402  (needs Django set up first)
+from resilient.body_limit import BodyLimitMiddleware  # noqa: E402  (needs Django set up first)
+from resilient.routing import build_application  # noqa: E402
 
-application = build_application(django_asgi_app)
+application = build_application(BodyLimitMiddleware(django_asgi_app))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.cache import cache
 from django.http import HttpResponse
 from django.urls import NoReverseMatch, reverse
@@ -34,9 +35,17 @@ def _login_paths() -> set[str]:
     return paths
 
 
+def username_key(username: str) -> str:
+    """The username as the login form reads it (NFKC, stripped), case-folded: one count per user."""
+    # Django's login form applies NFKC before authenticating, so "ｂｏｂ" signs in as "bob": count
+    # them together. Case-folding over-counts ("Bob" is another account) and errs the safe way.
+    normalize = AbstractBaseUser.normalize_username
+    return normalize(normalize(username.strip()).casefold())
+
+
 def _keys(request) -> tuple[str, str]:
     address = request.META.get("REMOTE_ADDR", "")
-    username = str(request.POST.get("username", "")).strip().lower()
+    username = username_key(str(request.POST.get("username", "")))
     digest = hashlib.sha256(f"{address}|{username}".encode()).hexdigest()[:32]
     return f"login-failures:user:{digest}", f"login-failures:addr:{address}"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import daphne.server  # before anything imports twisted.internet.reactor: installs the asyncio reactor
+import daphne.server  # noqa: F401  before anything imports twisted.internet.reactor: installs the asyncio reactor
 from channels.layers import get_channel_layer
 from channels.routing import get_default_application
 from django.core.management.base import BaseCommand
@@ -18,6 +18,7 @@ from twisted.internet import reactor
 
 from jobs.notify import JOBS_CHANNEL
 from jobs.runtime import STOP_SIGNALS, JobsWorker, keep_worker_connections
+from resilient import daphne_server
 
 log = logging.getLogger("resilient.serve")
 
@@ -60,7 +61,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Resilient serving on http://{host}:{port}/ with {worker.runner.concurrency} worker slot(s)", ending="\n")
             self.stdout.flush()
 
-        server = daphne.server.Server(
+        server = daphne_server.Server(
             application=application,
             endpoints=[f"tcp:port={port}:interface={host}"],
             signal_handlers=False,
