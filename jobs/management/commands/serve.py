@@ -58,7 +58,12 @@ class Command(BaseCommand):
             task.add_done_callback(lambda _: reactor.stop())
             for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, stop)
-            self.stdout.write(f"Resilient serving on http://{host}:{port}/ with {worker.runner.concurrency} worker slot(s)", ending="\n")
+            base = f"http://{host}:{port}"
+            self.stdout.write(
+                f"Resilient serving on {base}/ with {worker.runner.concurrency} worker slot(s): "
+                f"dashboard {base}/dashboard/, API docs {base}/api/docs/",
+                ending="\n",
+            )
             self.stdout.flush()
 
         server = daphne_server.Server(
