@@ -82,7 +82,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 log.exception("dashboard session check failed; trying again next interval")
                 continue
             if refusal is not None:
-                await self.send(text_data=json.dumps(commands.refusal_reply(refusal, message=None)))
+                try:
+                    await self.send(text_data=json.dumps(commands.refusal_reply(refusal, message=None)))
+                except Exception:  # the client went away meanwhile: closing is all that is left
+                    log.debug("dashboard socket gone before its refusal was sent", exc_info=True)
                 await self._end(refusal)
 
     async def _end(self, refusal: access.Refusal) -> None:

@@ -41,6 +41,7 @@ from jobs.models import (
     PRIORITY_MIN,
     Breaker,
     BreakerEvent,
+    BreakerEventKind,
     Job,
     JobEvent,
     JobStatus,
@@ -384,7 +385,31 @@ class OverrideForm(forms.Form):
     )
 
 
-class BreakerEventInline(ReadOnly, admin.TabularInline):
+class BreakerEventPrivacy:
+    """Counted failures quote other users' jobs and URLs: staff without ``jobs.view_all_jobs`` see
+    transitions and overrides only, with details that name no job."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if access.can_view_all(request.user):
+            return queryset
+        return queryset.exclude(kind=BreakerEventKind.FAILURE)
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if access.can_view_all(request.user):
+            return fields
+        return ["public_details" if f == "details" else f for f in fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "public_details"]
+
+    @admin.display(description="details")
+    def public_details(self, event: BreakerEvent) -> str:
+        return str(selectors.breaker_details_public(event.details))
+
+
+class BreakerEventInline(BreakerEventPrivacy, ReadOnly, admin.TabularInline):
     """The breaker's last transitions, overrides and counted failures, newest first, read-only."""
 
     model = BreakerEvent
@@ -429,6 +454,14 @@ class BreakerAdmin(ReadOnly, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return selectors.breakers_with_pending(super().get_queryset(request))
+
+    def get_fieldsets(self, request, obj=None):
+        """The recent counted failures quote other users' jobs: for view-all holders only."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if access.can_view_all(request.user):
+            return fieldsets
+        return [(name, {**opts, "fields": [f for f in opts["fields"] if f != "recent_errors_display"]})
+                for name, opts in fieldsets]
 
     # --- columns ---------------------------------------------------------------------------
 
@@ -530,7 +563,7 @@ class BreakerAdmin(ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(BreakerEvent)
-class BreakerEventAdmin(ReadOnly, admin.ModelAdmin):
+class BreakerEventAdmin(BreakerEventPrivacy, ReadOnly, admin.ModelAdmin):
     """Every breaker's history: transitions, overrides and counted failures, with why."""
 
     list_display = ["at", "breaker", "kind", "from_state", "to_state", "actor", "reason_display"]

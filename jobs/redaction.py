@@ -12,8 +12,8 @@ from typing import Any
 REDACTED = "[redacted]"
 # Authorization, Proxy-Authorization, Cookie, Set-Cookie, X-Api-Key, X-Auth-Token, X-Secret, ...
 _SECRET_NAME = re.compile(
-    r"(^|[-_])(authorization|cookie|set-cookie|token|key|secret|password|passwd|signature|session|credentials?|auth)$"
-    r"|^(authorization|proxy-authorization|cookie|x-api-key)$",
+    r"(^|[-_])(authorization|cookie|set-cookie|token|key|apikey|secret|password|passwd|signature|session"
+    r"|credentials?|auth|csrftoken|xsrftoken)$",
     re.IGNORECASE,
 )
 

@@ -428,6 +428,7 @@ def breaker_detail(*, name: str, events: int = 20, user: Any = None) -> dict[str
 
     The errors name other users' jobs and URLs: only ``jobs.view_all_jobs`` (and the system) see them."""
     now = timezone.now()
+    sees_all = access.can_view_all(user)
     row = breakers.breaker_row(name)
     counts = {name: Job.objects.filter(status=JobStatus.PENDING, dependency=name).count()}
     recent = (
@@ -435,13 +436,23 @@ def breaker_detail(*, name: str, events: int = 20, user: Any = None) -> dict[str
     )
     return {
         **breaker_view(row, now=now, held_counts=counts),
-        "recent_errors": breakers.recent_errors(name) if access.can_view_all(user) else [],
+        "recent_errors": breakers.recent_errors(name) if sees_all else [],
         "events": [
             {"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "from_state": e.from_state,
-             "to_state": e.to_state, "reason": e.reason, "details": e.details}
+             "to_state": e.to_state, "reason": e.reason,
+             "details": e.details if sees_all else breaker_details_public(e.details)}
             for e in recent
         ],
     }
+
+
+# Breaker event details that name jobs or quote their errors (other users' URLs).
+PRIVATE_BREAKER_DETAILS = frozenset({"recent_errors", "job", "last_error", "error"})
+
+
+def breaker_details_public(details: dict[str, Any]) -> dict[str, Any]:
+    """A breaker event's details without the parts that only view-all holders may see."""
+    return {k: v for k, v in details.items() if k not in PRIVATE_BREAKER_DETAILS}
 
 
 def circuit_status(*, name: str = dependencies.DEFAULT, user: Any = None) -> dict[str, Any]:

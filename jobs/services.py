@@ -116,6 +116,15 @@ def _check_priority_allowed(user: Any, priority: int, *, operator_permission: st
     raise Forbidden(f"priority above {ceiling} needs the {access.HIGH_PRIORITY!r} permission")
 
 
+def _check_privileged(user: Any, job_kind: registry.JobKind, payload: dict, dependency: str) -> None:
+    """A kind's privileged options (e.g. simulate's failure_rate) need ``jobs.tune_job_kinds``."""
+    if job_kind.privileged is None or access.has(user, access.TUNE_KINDS):
+        return
+    needs = job_kind.privileged(payload, dependency)
+    if needs:
+        raise Forbidden(f"{needs} needs the {access.TUNE_KINDS!r} permission")
+
+
 def _check_pending_cap(user: Any) -> None:
     """At most RESILIENT_MAX_PENDING_PER_USER pending jobs per submitter (0: no cap).
 
@@ -187,6 +196,9 @@ def job_submit(
     if not isinstance(dependency, str):
         raise InvalidInput("dependency", "must be a string")
     dependencies.get(dependency)
+    if dependency == dependencies.VALIDATION:
+        # Its breaker guards every submission: a job failing through it would stop them all.
+        raise InvalidInput("dependency", "'validation' is reserved for submission-time validation")
     if max_attempts is None:
         max_attempts = conf.get("DEFAULT_MAX_ATTEMPTS")
     validation.check_int("max_attempts", max_attempts, low=1, high=MAX_ATTEMPTS_LIMIT)
@@ -206,10 +218,7 @@ def job_submit(
         if existing is not None:
             return _replay(existing, fingerprint)
     _check_priority_allowed(submitter, resolved_priority)
-    if job_kind.privileged is not None and not access.has(submitter, access.TUNE_KINDS):
-        needs = job_kind.privileged(payload)
-        if needs:
-            raise Forbidden(f"{needs} needs the {access.TUNE_KINDS!r} permission")
+    _check_privileged(submitter, job_kind, payload, dependency)
     _check_pending_cap(submitter)
     # Last, once the input is known good: the remote check (through the `validation` breaker).
     remote_validation.submission_validate(
@@ -316,9 +325,28 @@ def job_cancel(*, job_id: UUID, user: Any = None, actor: str | None = None, reas
     return job
 
 
+def _check_resubmission(user: Any, job_id: UUID) -> None:
+    """A retry by the job's own submitter makes it pending again, like a new submission: the
+    pending cap, the priority ceiling and the kind's privileged options apply as they do now
+    (permissions may have changed since). Operators with ``jobs.retry_job`` are not limited."""
+    if user is None or access.can_operate(user, "jobs.retry_job"):
+        return
+    job = Job.objects.filter(uuid=validation.job_uuid(job_id), submitter_id=user.pk).first()
+    if job is None:
+        return  # not theirs: _transition answers (404)
+    _check_priority_allowed(user, job.priority)
+    try:
+        job_kind = registry.get(job.kind)
+    except InvalidInput:
+        return  # a kind no longer registered: the worker fails it
+    _check_privileged(user, job_kind, job.payload, job.dependency)
+    _check_pending_cap(user)
+
+
 def job_retry(*, job_id: UUID, user: Any = None, actor: str | None = None) -> Job:
     """Send a failed or cancelled job back to pending with a fresh set of attempts."""
     actor = _actor(user, actor)
+    _check_resubmission(user, job_id)
     with transaction.atomic():
         job, _ = _transition(
             job_id=job_id,

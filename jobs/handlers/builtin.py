@@ -38,8 +38,11 @@ def validate_simulate(payload: dict, dependency: str) -> None:
     _number(payload, "failure_rate", SIMULATE_DEFAULT_FAILURE_RATE, 0, 1)
 
 
-def privileged_simulate(payload: dict) -> str | None:
-    """A chosen failure rate trips the shared `local` breaker; long runs tie up worker slots."""
+def privileged_simulate(payload: dict, dependency: str) -> str | None:
+    """Simulated failures trip a shared breaker, long runs tie up worker slots (and count as slow
+    calls), and a simulated job against a real dependency's breaker can only harm it."""
+    if dependency != dependencies.LOCAL:
+        return f"running simulate against the {dependency!r} breaker"
     if payload.get("failure_rate", SIMULATE_DEFAULT_FAILURE_RATE) > SIMULATE_DEFAULT_FAILURE_RATE:
         return f"a failure_rate above {SIMULATE_DEFAULT_FAILURE_RATE:g}"
     if payload.get("complexity", 1) > SIMULATE_OPEN_COMPLEXITY:

@@ -14,8 +14,8 @@ from jobs.exceptions import InvalidInput
 BUILTIN_MODULES = ("jobs.handlers.builtin",)
 
 Validator = Callable[[dict, str], None]
-# What in a payload needs ``jobs.tune_job_kinds`` (a sentence naming it), or None.
-Privileged = Callable[[dict], str | None]
+# What in a job (payload, dependency) needs ``jobs.tune_job_kinds`` (a phrase naming it), or None.
+Privileged = Callable[[dict, str], str | None]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def handler(
 
     ``dependency`` is the breaker the kind's jobs go through unless a job names another;
     ``validate(payload, dependency)`` runs at submission and raises ``InvalidInput``.
-    ``privileged(payload)`` names the options only ``jobs.tune_job_kinds`` may use (None: none used).
+    ``privileged(payload, dependency)`` names what only ``jobs.tune_job_kinds`` may use (None: nothing).
     The function may be ``async def``; a sync one runs in a thread.
     """
 

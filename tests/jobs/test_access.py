@@ -252,3 +252,99 @@ def test_a_breakers_recent_errors_are_for_those_who_see_every_job(bob, operator_
     for url in ("/api/breakers/default/", "/circuit"):
         assert b.get(url).json()["recent_errors"] == [], url
         assert "s3cret" in operator_api.get(url).json()["recent_errors"][0]["error"], url
+
+
+def test_jobs_from_before_ownership_get_their_submitter_back(alice, bob):
+    """The data migration reads the `submitted` event's actor; system jobs stay the system's."""
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module("jobs.migrations.0005_backfill_submitters").backfill
+    theirs, _ = services.job_submit(kind="noop", actor="user:alice", idempotency_key="k")
+    systems, _ = services.job_submit(kind="noop")
+    gone, _ = services.job_submit(kind="noop", actor="user:deleted-account")
+    backfill(apps, None)
+    owners = dict(Job.objects.values_list("seq", "submitter__username"))
+    assert owners == {theirs.seq: "alice", systems.seq: None, gone.seq: None}
+    replay = submit(_client_for(alice), idempotency_key="k")
+    assert replay.status_code == 200 and replay.json()["id"] == str(theirs.uuid)
+
+
+# --- shared breakers cannot be tripped by a plain user -------------------------------------------
+
+
+def test_no_client_job_may_run_through_the_validation_breaker(alice, operator_api):
+    """Its breaker guards every submission: three failing jobs through it would stop them all."""
+    for client in (_client_for(alice), operator_api):
+        refused = client.post("/api/jobs/", {"kind": "http", "dependency": "validation",
+                                             "payload": {"url": "http://127.0.0.1:1/"}}, format="json")
+        assert refused.status_code == 400 and "reserved" in refused.json()["dependency"][0]
+    assert not Job.objects.exists()
+
+
+def test_simulate_against_a_real_dependency_needs_a_permission(alice):
+    a = _client_for(alice)
+    refused = a.post("/api/jobs/", {"kind": "simulate", "dependency": "default"}, format="json")
+    assert refused.status_code == 403 and "'default' breaker" in refused.json()["detail"]
+    assert _client_for(grant(alice, "tune_job_kinds")).post(
+        "/api/jobs/", {"kind": "simulate", "dependency": "default"}, format="json").status_code == 201
+
+
+def test_transition_event_details_name_no_job_for_other_users(bob, operator_api):
+    from jobs import breakers
+    from jobs.models import Breaker, BreakerEvent, BreakerEventKind
+
+    breakers.breakers_ensure()
+    BreakerEvent.objects.create(
+        breaker=Breaker.objects.get(name="default"), kind=BreakerEventKind.OPENED, actor="w", reason="3 failures",
+        details={"rule": "failure_threshold", "recent_errors": [{"job": "j1", "error": "http://x/?token=s3cret"}]},
+    )
+    events = _client_for(bob).get("/api/breakers/default/").json()["events"]
+    assert events[0]["details"] == {"rule": "failure_threshold"}
+    assert "s3cret" in str(operator_api.get("/api/breakers/default/").json()["events"][0]["details"])
+
+
+def test_breaker_admin_hides_counted_failures_from_staff_without_view_all(client, django_user_model):
+    from jobs import breakers
+    from jobs.models import Breaker, BreakerEvent, BreakerEventKind
+
+    breakers.breakers_ensure()
+    row = Breaker.objects.get(name="default")
+    BreakerEvent.objects.create(breaker=row, kind=BreakerEventKind.FAILURE, actor="w", reason="from http://x/?t=s3cret-1")
+    BreakerEvent.objects.create(breaker=row, kind=BreakerEventKind.OPENED, actor="w", reason="tripped",
+                                details={"recent_errors": [{"error": "s3cret-2"}]})
+    clerk = grant(django_user_model.objects.create_user("clerk", password="clerk-pass-123", is_staff=True),
+                  "view_breaker", "view_breakerevent")
+    client.force_login(clerk)
+    for url in ("/admin/jobs/breaker/default/change/", "/admin/jobs/breakerevent/"):
+        page = client.get(url)
+        assert page.status_code == 200 and "s3cret" not in page.content.decode(), url
+    client.force_login(grant(clerk, "view_all_jobs"))
+    assert "s3cret-1" in client.get("/admin/jobs/breaker/default/change/").content.decode()
+
+
+# --- a retry by its submitter is a new submission ------------------------------------------------
+
+
+@override_settings(RESILIENT={"MAX_PENDING_PER_USER": 2})
+def test_a_users_retry_meets_the_pending_cap(alice):
+    a = _client_for(alice)
+    first, second = submit(a).json(), submit(a).json()
+    a.post(f"/api/jobs/{first['id']}/cancel/")
+    submit(a)
+    refused = a.post(f"/api/jobs/{first['id']}/retry/")
+    assert refused.status_code == 429 and Job.objects.filter(status=JobStatus.PENDING).count() == 2
+    assert second
+
+
+def test_a_users_retry_meets_todays_ceiling_and_permissions(alice, operator_api):
+    a = _client_for(grant(alice, "submit_high_priority", "tune_job_kinds"))
+    high = submit(a, priority=50).json()
+    tuned = a.post("/api/jobs/", {"kind": "simulate", "payload": {"failure_rate": 1}}, format="json").json()
+    Job.objects.filter(uuid__in=[high["id"], tuned["id"]]).update(status=JobStatus.FAILED)
+    alice.user_permissions.clear()
+    a = _client_for(type(alice).objects.get(pk=alice.pk))
+    assert a.post(f"/api/jobs/{high['id']}/retry/").status_code == 403
+    assert a.post(f"/api/jobs/{tuned['id']}/retry/").status_code == 403
+    assert operator_api.post(f"/api/jobs/{high['id']}/retry/").status_code == 200  # an operator may

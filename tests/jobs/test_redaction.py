@@ -9,7 +9,8 @@ from jobs.redaction import REDACTED, header_is_secret, payload_redacted
 
 @pytest.mark.parametrize("name", ["Authorization", "authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
                                   "X-Api-Key", "Api-Key", "X-Auth-Token", "X-CSRF-Token", "Token", "X-Secret",
-                                  "X-Session", "X-Password", "X_Access_Token", " Authorization "])
+                                  "X-Session", "X-Password", "X_Access_Token", " Authorization ", "X-Apikey",
+                                  "apikey", "X-CSRFToken", "X-XSRFToken"])
 def test_secret_looking_names(name):
     assert header_is_secret(name)
 

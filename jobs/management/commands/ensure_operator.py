@@ -31,8 +31,10 @@ def _known_password(password_file: Path) -> str:
 
 def _generate(password_file: Path) -> str:
     password = secrets.token_urlsafe(12)
-    password_file.write_text(password + "\n")
-    password_file.chmod(0o600)
+    # Created with mode 600 (not chmod after writing): never readable by others, even briefly.
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
     return password
 
 
