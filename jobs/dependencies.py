@@ -158,6 +158,9 @@ def _build() -> dict[str, Dependency]:
     overrides = _global_overrides()
     result = {}
     for name, options in declared.items():
+        if options.get("headers") and not options.get("base_url"):
+            # Checked once the sources are merged: a secret with no fixed destination is never safe.
+            raise ImproperlyConfigured(f"dependency {name!r}: headers need a base_url (they are sent only under it)")
         result[name] = Dependency(name=name, **{**overrides, **options})
     return result
 

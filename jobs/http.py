@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from socket import timeout as SocketTimeout
 from typing import Any
+from urllib.parse import unquote
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar
-from requests.exceptions import InvalidURL
+from requests.exceptions import (
+    InvalidHeader,
+    InvalidJSONError,
+    InvalidSchema,
+    InvalidURL,
+    MissingSchema,
+)
 from requests.models import PreparedRequest
 from requests.utils import default_headers
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -41,6 +48,17 @@ _BAD_VALUE_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\U0010ffff]")  # control
 
 Resolver = Callable[..., list]
 
+# What requests raises when it cannot even form the request: the job's fault, never the downstream's.
+# Their messages may quote a header value, so callers name the class only.
+UNFORMABLE = (InvalidHeader, InvalidJSONError, InvalidSchema, InvalidURL, MissingSchema)
+
+
+def fully_unquoted(text: str) -> str:
+    """``text`` percent-decoded until nothing changes: a server may decode more than once."""
+    while (decoded := unquote(text)) != text:  # each round is shorter, so this ends
+        text = decoded
+    return text
+
 
 def header_problem(name: Any, value: Any, *, max_length: int = 8192) -> str | None:
     """Why ``name: value`` cannot be sent as a header, or None. Never quotes the value (a secret)."""
@@ -52,6 +70,8 @@ def header_problem(name: Any, value: Any, *, max_length: int = 8192) -> str | No
         return f"{name!r} must be at most {max_length} characters"
     if _BAD_VALUE_CHARS.search(value):
         return f"{name!r} must be printable ASCII (no CR, LF, NUL or other control characters)"
+    if value != value.strip(" \t"):  # requests refuses these only when sending
+        return f"{name!r} must not start or end with whitespace"
     return None
 
 
@@ -86,6 +106,8 @@ def parse(url: Any) -> Target:
         raise UnsafeURL("url must be ASCII (percent-encode the path; hosts must be ASCII names)")
     if _UNSAFE_CHARS.search(url):
         raise UnsafeURL("url must not contain whitespace, control characters or backslashes")
+    if "\x00" in fully_unquoted(url):  # some servers end the path at a NUL, others do not
+        raise UnsafeURL("url must not contain NUL (%00), encoded or not")
     head = _SCHEME_AUTHORITY.match(url)
     if not head or head.group(1).lower() not in SCHEMES:
         raise UnsafeURL("url must be an absolute http:// or https:// URL")

@@ -27,6 +27,8 @@ def _post(dep: dependencies.Dependency, document: dict[str, Any]) -> None:
                              timeout=(dep.connect_timeout, dep.read_timeout))
     except http.UnsafeURL as exc:
         raise PermanentJobFailure(f"validation service address refused: {exc}") from None
+    except http.UNFORMABLE as exc:  # never reached the service; the message may quote a header value
+        raise PermanentJobFailure(f"validation request could not be formed ({exc.__class__.__name__})") from None
     except requests.Timeout as exc:
         raise DependencyFailure(f"validation service timed out ({exc.__class__.__name__})") from exc
     except requests.RequestException as exc:

@@ -113,6 +113,9 @@ def http(payload: dict, context: JobContext) -> dict:
         )
     except http_client.UnsafeURL as exc:
         raise PermanentJobFailure(f"refused: {exc}") from None
+    except http_client.UNFORMABLE as exc:
+        # The request never left: not the downstream's fault, and the message may quote a header value.
+        raise PermanentJobFailure(f"refused: could not form the request to {url} ({exc.__class__.__name__})") from None
     except requests.Timeout as exc:
         raise DependencyFailure(f"timeout calling {url}: {exc.__class__.__name__}") from exc
     except requests.RequestException as exc:

@@ -6,7 +6,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+
+from urllib3.util import parse_url
 
 from jobs import conf, dependencies
 from jobs import http as http_client
@@ -21,6 +22,8 @@ MAX_HEADER_VALUE = 4096
 RESERVED_HEADERS = {"host", "transfer-encoding", "content-length", "connection", "cookie",
                     "keep-alive", "te", "trailer", "upgrade"}
 _SCHEME_PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# "." and "..", also with matrix parameters: Tomcat and servers like it read "..;x" as "..".
+_DOT_SEGMENT = re.compile(r"\.\.?(?:;.*)?", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,33 @@ def _refuse(message: str) -> InvalidInput:
     return InvalidInput("payload", message)
 
 
+def _climbs(text: str) -> bool:
+    """Whether the path part of ``text`` holds a dot segment once every layer of encoding is gone."""
+    decoded = http_client.fully_unquoted(text.split("?", 1)[0].split("#", 1)[0])
+    return any(_DOT_SEGMENT.fullmatch(segment) for segment in re.split(r"[/\\]", decoded))
+
+
+def is_under(found: http_client.Target, base: http_client.Target) -> bool:
+    """Whether ``found`` is ``base`` or below it: same scheme, host and port, and under its path."""
+    if (found.scheme, found.host, found.port) != (base.scheme, base.host, base.port):
+        return False
+    path, base_path = parse_url(found.url).path or "/", parse_url(base.url).path or "/"
+    return path == base_path or path.startswith(base_path.rstrip("/") + "/")
+
+
+def dependency_headers(where: http_client.Target, dep: dependencies.Dependency) -> dict[str, str]:
+    """The dependency's own headers if ``where`` is under its base URL, else none.
+
+    A secret goes only to the address it was configured for; without a base URL it has none."""
+    if not dep.headers or not dep.base_url:
+        return {}
+    try:
+        base = http_client.parse(dep.base_url)
+    except http_client.UnsafeURL:
+        return {}
+    return dict(dep.headers) if is_under(where, base) else {}
+
+
 def _under_base(path: Any, dependency: str) -> str:
     """``path`` appended to the dependency's base URL, refusing anything that could leave it."""
     base = dependencies.get(dependency).base_url
@@ -67,30 +97,28 @@ def _under_base(path: Any, dependency: str) -> str:
         raise _refuse(f"path needs a base_url for dependency {dependency!r}; give url instead")
     if "\\" in path or "@" in path or path.startswith("//") or "://" in path or _SCHEME_PREFIX.match(path):
         raise _refuse("path must be a path under the dependency's base URL (no scheme, host, '@' or '\\')")
-    decoded = path.split("?", 1)[0].split("#", 1)[0]
-    for _ in range(3):  # a server may decode more than once: look through every layer
-        decoded = unquote(decoded)
-    segments = re.split(r"[/\\]", decoded)
-    if any(segment in {".", ".."} for segment in segments):
-        raise _refuse("path must not contain '.' or '..' segments (encoded or not)")
+    if _climbs(path):
+        raise _refuse("path must not contain '.' or '..' segments (encoded or not, with or without ';')")
     return base.rstrip("/") + "/" + path.lstrip("/")
 
 
 def target(payload: dict, dependency: str) -> http_client.Target:
-    """Where the job calls: ``url``, or ``path`` under the dependency's base URL, on the allowlist."""
+    """Where the job calls: ``url``, or ``path`` under the dependency's base URL, on the allowlist.
+
+    A dependency with a base URL is called only under it, whichever the job gave: its headers and
+    its breaker belong to that address, not to any other port or scheme of an allowlisted host."""
     url, path = payload.get("url"), payload.get("path")
     if (url is None) == (path is None):
         raise _refuse("give exactly one of url or path")
+    base_url = dependencies.get(dependency).base_url
     if path is not None:
         url = _under_base(path, dependency)
     try:
         found = http_client.parse(url)
-        if path is not None:
-            base = http_client.parse(dependencies.get(dependency).base_url)
-            if (found.scheme, found.host, found.port) != (base.scheme, base.host, base.port) or not (
-                found.url.startswith(base.url.rstrip("/") + "/") or found.url == base.url
-            ):
-                raise http_client.UnsafeURL("path must stay under the dependency's base URL")
+        # A url meets the rules a path does (the path's own were checked above).
+        if base_url and ((path is None and _climbs(url)) or not is_under(found, http_client.parse(base_url))):
+            given = "url" if path is None else "path"
+            raise http_client.UnsafeURL(f"{given} must stay under the base URL of dependency {dependency!r}")
     except http_client.UnsafeURL as exc:
         raise _refuse(str(exc)) from None
     if host_key(found.host) not in allowed_hosts():
@@ -128,5 +156,5 @@ def http_call(payload: dict, dependency: str) -> HttpCall:
         raise _refuse(f"method must be one of {', '.join(METHODS)}")
     headers = _headers(payload.get("headers", {}), dep)
     # The dependency's own headers go last: they win over anything of the same name.
-    return HttpCall(target=where, method=method.upper(), headers={**headers, **dict(dep.headers)},
+    return HttpCall(target=where, method=method.upper(), headers={**headers, **dependency_headers(where, dep)},
                     json=payload.get("json"))

@@ -43,6 +43,7 @@ def stub():
     "http://[fe80::1%25eth0]/", "http://localhost:abc/", "http://localhost:99999/", "http://localhost:0/",
     "http://localhost:/", "http://localhost:65536/", "http:///x", "http://:80/", "ftp://localhost/",
     "file:///etc/passwd", "localhost/x", "//localhost/x", "http://caf\u00e9.example/", "", None, 5,
+    "http://localhost/x%00", "http://localhost/?a=%2500", "http://localhost/%25252500",
 ])
 def test_ambiguous_or_unsupported_urls_are_refused(url):
     with pytest.raises(http.UnsafeURL):
@@ -68,6 +69,7 @@ def test_the_host_header_keeps_a_non_default_port_and_brackets():
 @pytest.mark.parametrize(("name", "value"), [
     ("X-A", "a\r\nb"), ("X-A", "a\nb"), ("X-A", "a\x00"), ("X-A", "caf\u00e9"), ("X A", "1"), ("X-A\n", "1"),
     ("", "1"), ("X" * 65, "1"), ("X-A", 1), (1, "1"), ("X-A", "v" * 8193),
+    ("X-A", " x"), ("X-A", "x "), ("X-A", "\tx"), ("X-A", "x\t"),
 ])
 def test_header_problems_never_quote_the_value(name, value):
     problem = http.header_problem(name, value)

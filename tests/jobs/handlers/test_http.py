@@ -7,12 +7,17 @@ directly (a payload stored before a rule existed, or written to the database by 
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import requests
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from jobs import breakers
+from jobs import breakers, dependencies
+from jobs import http as http_client
 from jobs.exceptions import DependencyFailure, InvalidInput, PermanentJobFailure
-from jobs.handlers import builtin
+from jobs.handlers import builtin, http_payload
 from jobs.handlers.registry import JobContext
 from jobs.models import Job
 from tests.downstream import Downstream
@@ -110,6 +115,17 @@ PATH_TRICKS = [
     "..\\x",
     "https:x",
     "x y",
+    # dot segments with matrix parameters (Tomcat and friends read "..;x" as "..")
+    "..;/admin",
+    "%2e%2e;/admin",
+    ".;/x",
+    "a/..;jsessionid=1/x",
+    "a/%252e%252e%253b/x",
+    # NUL, which some servers treat as the end of the path
+    ".%00./x",
+    "%00",
+    "x%2500y",
+    "x?q=%00",
 ]
 
 
@@ -195,6 +211,13 @@ BAD_PAYLOADS = [
     {"url": "http://localhost/x", "headers": {"COOKIE": "sid=x"}},
     {"url": "http://localhost/x", "headers": {"Proxy-Authorization": "Basic eDp5"}},
     {"url": "http://localhost/x", "body": "x"},
+    # requests refuses a value with leading or trailing whitespace only when it sends
+    {"url": "http://localhost/x", "headers": {"X-A": " x"}},
+    {"url": "http://localhost/x", "headers": {"X-A": "x "}},
+    {"url": "http://localhost/x", "headers": {"X-A": "\tx"}},
+    {"url": "http://localhost/x", "headers": {"X-A": "x\t"}},
+    {"url": "http://localhost/x%00"},
+    {"url": "http://localhost/x?q=%2500"},
 ]
 
 
@@ -256,7 +279,95 @@ def test_an_excerpt_that_ends_inside_a_dependency_header_hides_its_start(billing
     assert body == "x" * 10 + "[redacted]"
 
 
-# --- 5. what stays --------------------------------------------------------------------------------
+def test_a_path_may_still_hold_semicolons_and_dots_that_are_not_traversal(billing):
+    for path in ("v1/items;v=2", "a...;b/c", ".well-known/x", "a/..b/c.."):
+        builtin.validate_http({"path": path}, "billing")
+
+
+# --- 5. a dependency's headers go only under its own base URL -----------------------------------
+
+OFF_BASE_URLS = [
+    "http://localhost:{other}/steal",  # another port of an allowlisted host
+    "http://localhost:1/api/x",  # a dead port: would trip the dependency's breaker
+    "https://localhost:{billing}/api/x",  # another scheme
+    "http://localhost:{billing}/admin",  # outside the base path
+    "http://localhost:{billing}/apix",
+    "http://localhost:{billing}/api",
+    "http://localhost:{billing}/api/%2e%2e/admin",
+    "http://localhost:{billing}/api/..;/admin",
+]
+
+
+@pytest.mark.parametrize("trick", OFF_BASE_URLS)
+def test_a_url_on_a_dependency_with_a_base_url_must_stay_under_it(api, billing, other, trick):
+    assert_refused(api, {"url": trick.format(other=other.port, billing=billing.port)}, "billing")
+    assert other.hits() == [] and billing.hits() == []
+
+
+def test_a_url_under_the_base_url_is_called_with_the_dependency_headers(api, billing):
+    url = local(billing, "/api/charge?x=1")
+    assert submit(api, {"url": url}, "billing").status_code == 201
+    run({"url": url}, "billing")
+    assert billing.headers("/api/charge")[0]["Authorization"] == SECRET
+
+
+def test_dependency_headers_are_attached_only_under_the_base_url(billing, other):
+    dep = dependencies.get("billing")
+    assert http_payload.dependency_headers(http_client.parse(local(billing, "/api/x")), dep) == {"Authorization": SECRET}
+    for url in (local(other, "/api/x"), local(billing, "/elsewhere"), local(billing, "/api")):
+        assert http_payload.dependency_headers(http_client.parse(url), dep) == {}
+
+
+@pytest.mark.parametrize(("in_settings", "in_env"), [
+    ({"headers": {"Authorization": SECRET}}, None),
+    ({"base_url": "http://localhost/api/", "headers": {"Authorization": SECRET}}, {"base_url": ""}),
+])
+def test_a_dependency_with_headers_needs_a_base_url(monkeypatch, in_settings, in_env):
+    if in_env is not None:
+        monkeypatch.setenv(dependencies.ENV_DEPENDENCIES, json.dumps({"payments": in_env}))
+    with override_settings(RESILIENT={"DEPENDENCIES": {"payments": in_settings}}):
+        with pytest.raises(ImproperlyConfigured, match="'payments'.*base_url") as refused:
+            dependencies.configured()
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("value", [" Bearer x", "Bearer x ", "\tBearer x"])
+def test_a_dependency_header_with_surrounding_whitespace_is_a_configuration_error(value):
+    deps = {"payments": {"base_url": "http://localhost/", "headers": {"Authorization": value}}}
+    with override_settings(RESILIENT={"DEPENDENCIES": deps}):
+        with pytest.raises(ImproperlyConfigured, match="'payments'.*whitespace"):
+            dependencies.configured()
+
+
+# --- 6. a request that cannot be formed is the job's fault ---------------------------------------
+
+
+def test_a_header_requests_refuses_fails_the_job_without_counting_or_echoing(monkeypatch, allowed):
+    # A payload stored before the whitespace rule: the handler must not count it or quote the value.
+    bad = http_payload.HttpCall(target=http_client.parse(local(allowed)), method="GET",
+                                headers={"X-Token": " s3cret-payload"}, json=None)
+    monkeypatch.setattr(http_payload, "http_call", lambda payload, dependency: bad)
+    with pytest.raises(PermanentJobFailure) as refused:
+        run({"url": local(allowed)})
+    assert breakers.classify(refused.value) == breakers.Outcome.NEUTRAL
+    assert "s3cret" not in str(refused.value) and allowed.hits() == []
+
+
+@pytest.mark.parametrize("error", [requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
+                                   requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema,
+                                   requests.exceptions.InvalidJSONError])
+def test_every_cannot_form_the_request_error_is_permanent_and_quotes_nothing(monkeypatch, allowed, error):
+    def send(*args, **kwargs):
+        raise error("value ' s3cret-payload' is bad")
+
+    monkeypatch.setattr(http_client, "send", send)
+    with pytest.raises(PermanentJobFailure) as refused:
+        run({"url": local(allowed)})
+    assert breakers.classify(refused.value) == breakers.Outcome.NEUTRAL
+    assert "s3cret" not in str(refused.value) and error.__name__ in str(refused.value)
+
+
+# --- 7. what stays --------------------------------------------------------------------------------
 
 
 def test_the_host_header_names_the_allowlisted_host(allowed):
