@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.db.models import DateTimeField, F, Q
 from django.utils import timezone
 
-from jobs import conf, dependencies, logs, notify, retry, validation
+from jobs import conf, dependencies, events, logs, notify, retry, validation
 from jobs.exceptions import BreakerNotFound, CircuitOpen, InvalidInput, JobFailure, error_text
 from jobs.models import (
     Breaker,
@@ -39,7 +39,6 @@ from jobs.models import (
     BreakerState,
     EventKind,
     Job,
-    JobEvent,
     JobStatus,
 )
 
@@ -242,9 +241,7 @@ def _hold_pending(name: str, *, now: datetime, actor: str, why: str, retry_at: d
         .values_list("seq", flat=True)[:HELD_EVENTS_LIMIT]
     )
     details = {"dependency": name, "why": why, "retry_at": retry_at.isoformat() if retry_at else None}
-    JobEvent.objects.bulk_create(
-        [JobEvent(job_id=seq, kind=EventKind.HELD, actor=actor, at=now, details=details) for seq in seqs]
-    )
+    events.events_record([(seq, EventKind.HELD, actor, now, details) for seq in seqs])
     return len(seqs)
 
 
@@ -258,8 +255,8 @@ def hold_if_rejecting(*, job: Job, actor: str, now: datetime | None = None) -> b
     override = override_in_force(row, now)
     why = f"breaker forced {override}" if override else f"breaker {row.state}"
     retry_at = row.override_expires_at if override else row.retry_at
-    JobEvent.objects.create(job=job, kind=EventKind.HELD, actor=actor, at=now, details={
-        "dependency": job.dependency, "why": why, "retry_at": retry_at.isoformat() if retry_at else None})
+    events.event_record(job=job, kind=EventKind.HELD, actor=actor, at=now, dependency=job.dependency, why=why,
+                        retry_at=retry_at.isoformat() if retry_at else None)
     logs.job_transition("held", job, why=why, retry_at=retry_at.isoformat() if retry_at else None, actor=actor)
     return True
 

@@ -18,9 +18,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs import breakers, conf, logs, notify, retry, validation
+from jobs import breakers, conf, events, logs, notify, retry, validation
 from jobs.models import EventKind, Job, JobEvent, JobStatus
-from jobs.services import event_record, events_record
 
 MAX_ERROR_CHARS = 4000
 LOG_ERROR_CHARS = 500
@@ -84,7 +83,7 @@ def jobs_claim(
                     gates = breakers.claim_gates(now=now)
         if not jobs:
             return []
-        events_record([
+        events.events_record([
             (job.seq, EventKind.CLAIMED, worker_id, now,
              {"attempt": job.attempts + 1, **({"breaker_trial": True} if job.breaker_trial else {})})
             for job in jobs
@@ -286,7 +285,7 @@ def jobs_succeed(*, successes: list[Success], worker_id: str) -> list[Success]:
                     for s in kept
                     for at in [adapt(s.finished_at)]
                 ])
-            events_record([(s.job.seq, EventKind.SUCCEEDED, worker_id, s.finished_at, {"duration": s.duration})
+            events.events_record([(s.job.seq, EventKind.SUCCEEDED, worker_id, s.finished_at, {"duration": s.duration})
                            for s in kept])
             notify.dashboard_changed_on_commit()
     for s in kept:
@@ -350,7 +349,7 @@ def job_fail(
             fresh, error=error, retryable=retryable, retry_after=retry_after, now=now
         )
         _owned(job, worker_id).update(**changes)
-        event_record(job=job, kind=kind, actor=worker_id, duration=duration, **details)
+        events.event_record(job=job, kind=kind, actor=worker_id, duration=duration, **details)
         notify.dashboard_changed_on_commit()
         if changes["status"] == JobStatus.PENDING:
             notify.wake_workers_on_commit()
@@ -376,13 +375,13 @@ def job_release(
             status=JobStatus.PENDING, lease_owner="", lease_expires_at=None, started_at=None, updated_at=now
         )
         if updated:
-            event_record(job=job, kind=EventKind.RELEASED, actor=worker_id, reason=reason)
+            events.event_record(job=job, kind=EventKind.RELEASED, actor=worker_id, reason=reason)
             if held is not None:
                 seen = held_since is not None and JobEvent.objects.filter(
                     job=job, kind=EventKind.HELD, at__gte=held_since
                 ).exists()
                 if not seen:
-                    event_record(job=job, kind=EventKind.HELD, actor=worker_id, **held)
+                    events.event_record(job=job, kind=EventKind.HELD, actor=worker_id, **held)
             else:
                 notify.wake_workers_on_commit()
             notify.dashboard_changed_on_commit()
@@ -406,7 +405,7 @@ def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 
                 job, error=f"lease expired (worker {previous_owner} stopped renewing)", retryable=True, retry_after=None, now=now
             )
             Job.objects.filter(seq=job.seq, status=JobStatus.RUNNING, lease_owner=previous_owner).update(**changes)
-            event_record(job=job, kind=EventKind.LEASE_EXPIRED, actor=actor, previous_owner=previous_owner, outcome=kind, **details)
+            events.event_record(job=job, kind=EventKind.LEASE_EXPIRED, actor=actor, previous_owner=previous_owner, outcome=kind, **details)
             expired_jobs.append((job, previous_owner, kind, details["attempt"]))
             expired += 1
         if expired:

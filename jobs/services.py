@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from jobs import access, breakers, conf, dependencies, logs, notify, remote_validation, validation
+from jobs import (
+    access,
+    breakers,
+    conf,
+    dependencies,
+    events,
+    logs,
+    notify,
+    remote_validation,
+    validation,
+)
 from jobs.exceptions import (
     Forbidden,
     IdempotencyConflict,
@@ -33,7 +42,6 @@ from jobs.models import (
     PRIORITY_MIN,
     EventKind,
     Job,
-    JobEvent,
     JobStatus,
 )
 
@@ -53,36 +61,6 @@ def actor_name(user: Any) -> str:
 
 def _actor(user: Any, actor: str | None) -> str:
     return actor if actor is not None else actor_name(user)
-
-
-def event_record(*, job: Job, kind: str, actor: str, **details: Any) -> JobEvent:
-    """Append one event to ``job``'s history (call inside the mutation's transaction)."""
-    return JobEvent.objects.create(job=job, kind=kind, actor=actor, details=details)
-
-
-_EVENTS_INSERT = (
-    f"INSERT INTO {JobEvent._meta.db_table} (job_id, kind, actor, at, details) "  # noqa: S608 - constants
-    "VALUES (%s, %s, %s, %s, %s)"
-)
-
-
-def events_record(events: list[tuple[int, str, str, datetime, dict]]) -> None:
-    """Append many events, each ``(job seq, kind, actor, at, details)``, in ONE statement.
-
-    The worker's hot path: the ORM's bulk_create cost about 120 µs per event there (make bench:
-    drain), this a few. The JSON is what JSONField writes (``json.dumps``, ASCII).
-    """
-    if not events:
-        return
-    adapt = connection.ops.adapt_datetimefield_value
-    adapted: dict[datetime, Any] = {}  # a batch's events mostly share one instant: convert it once
-    rows = []
-    for seq, kind, actor, at, details in events:
-        if at not in adapted:
-            adapted[at] = adapt(at)
-        rows.append((seq, kind, actor, adapted[at], json.dumps(details)))
-    with connection.cursor() as cursor:
-        cursor.executemany(_EVENTS_INSERT, rows)
 
 
 def _resolve_priority(priority: Any, emergency: Any) -> int:
@@ -238,7 +216,7 @@ def job_submit(
                 idempotency_fingerprint=fingerprint,
                 submitter=submitter,
             )
-            event_record(job=job, kind=EventKind.SUBMITTED, actor=actor, priority=resolved_priority)
+            events.event_record(job=job, kind=EventKind.SUBMITTED, actor=actor, priority=resolved_priority)
             if not breakers.hold_if_rejecting(job=job, actor=actor):
                 notify.wake_workers_on_commit()
             notify.dashboard_changed_on_commit()
@@ -300,7 +278,7 @@ def job_reprioritise(*, job_id: UUID, priority: Any, user: Any = None, actor: st
             user=user,
             permission="jobs.reprioritise_job",
         )
-        event_record(job=job, kind=EventKind.REPRIORITISED, actor=actor, before=before, after=priority)
+        events.event_record(job=job, kind=EventKind.REPRIORITISED, actor=actor, before=before, after=priority)
         notify.dashboard_changed_on_commit()
     logs.job_transition("reprioritised", job, actor=actor, before=before)
     return job
@@ -319,7 +297,7 @@ def job_cancel(*, job_id: UUID, user: Any = None, actor: str | None = None, reas
             user=user,
             permission="jobs.cancel_job",
         )
-        event_record(job=job, kind=EventKind.CANCELLED, actor=actor, reason=reason)
+        events.event_record(job=job, kind=EventKind.CANCELLED, actor=actor, reason=reason)
         notify.dashboard_changed_on_commit()
     logs.job_transition("cancelled", job, actor=actor, reason=reason or None)
     return job
@@ -363,7 +341,7 @@ def job_retry(*, job_id: UUID, user: Any = None, actor: str | None = None) -> Jo
             user=user,
             permission="jobs.retry_job",
         )
-        event_record(job=job, kind=EventKind.RETRIED, actor=actor)
+        events.event_record(job=job, kind=EventKind.RETRIED, actor=actor)
         notify.wake_workers_on_commit()
         notify.dashboard_changed_on_commit()
     logs.job_transition("retried", job, actor=actor)
@@ -427,14 +405,10 @@ def jobs_bulk_reprioritise(
         for start in range(0, len(rows), _CHUNK):
             chunk = [seq for seq, _ in rows[start : start + _CHUNK]]
             Job.objects.filter(seq__in=chunk, status=JobStatus.PENDING).update(priority=priority, updated_at=now)
-        JobEvent.objects.bulk_create(
-            [
-                JobEvent(job_id=seq, kind=EventKind.REPRIORITISED, actor=actor, at=now,
-                         details={"before": before, "after": priority, "bulk": True})
-                for seq, before in rows
-            ],
-            batch_size=_CHUNK,
-        )
+        events.events_record([
+            (seq, EventKind.REPRIORITISED, actor, now, {"before": before, "after": priority, "bulk": True})
+            for seq, before in rows
+        ])
         if rows:
             notify.dashboard_changed_on_commit()
     return len(rows)
