@@ -3,9 +3,9 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from jobs import health, metrics
 from jobs.api.tokens import TokenView
 from jobs.api.urls import api_urlpatterns, write_up_urlpatterns
+from jobs.ops import health, metrics
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard", permanent=False)),

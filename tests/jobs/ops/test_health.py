@@ -13,8 +13,9 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs import health, workers
+from jobs import workers
 from jobs.models import WorkerHeartbeat
+from jobs.ops import health
 from jobs.worker import JobRunner
 from tests import subproc
 

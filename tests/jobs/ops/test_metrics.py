@@ -12,11 +12,12 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
-from jobs import breakers, dependencies, metrics, queue, selectors, services, workers
+from jobs import breakers, dependencies, queue, selectors, services, workers
 from jobs.breakers import Outcome
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
+from jobs.ops import metrics
 from tests import subproc
-from tests.test_health import closed_port
+from tests.jobs.ops.test_health import closed_port
 
 
 def scrape(client, **headers) -> dict[str, dict[tuple, float]]:
