@@ -33,7 +33,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 from django.utils.timesince import timesince
 
-from jobs import access, breakers, dependencies, redaction, selectors, services
+from jobs import access, breakers, dependencies, presenters, redaction, selectors, services
 from jobs.exceptions import Forbidden, IllegalTransition, InvalidInput, JobNotFound
 from jobs.handlers import registry
 from jobs.models import (
@@ -406,7 +406,7 @@ class BreakerEventPrivacy:
 
     @admin.display(description="details")
     def public_details(self, event: BreakerEvent) -> str:
-        return str(selectors.breaker_details_public(event.details))
+        return str(presenters.breaker_details_public(event.details))
 
 
 class BreakerEventInline(BreakerEventPrivacy, ReadOnly, admin.TabularInline):

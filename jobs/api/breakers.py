@@ -8,7 +8,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import breakers, selectors, services
+from jobs import breakers, dependencies, presenters, services
 from jobs.api import permissions, schema
 from jobs.api.pagination import StrictPageNumberPagination
 from jobs.api.views import json_object
@@ -104,7 +104,8 @@ class BreakerListView(APIView):
     @extend_schema(responses={200: BreakerSerializer(many=True), **schema.errors(404)}, summary="Every breaker")
     def get(self, request):
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(selectors.breaker_list(), request, view=self)
+        breakers.breakers_ensure()  # every configured dependency listed, even before its first call
+        page = paginator.paginate_queryset(presenters.breaker_list(), request, view=self)
         return paginator.get_paginated_response(page)
 
 
@@ -114,7 +115,8 @@ class BreakerDetailView(APIView):
     @extend_schema(responses={200: BreakerDetailSerializer, **schema.errors(404)},
                    summary="One breaker with its recent events")
     def get(self, request, name: str):
-        return Response(selectors.breaker_detail(name=name, user=request.user))
+        # breaker_row creates a configured dependency's row on first sight (presenters only read).
+        return Response(presenters.breaker_detail(row=breakers.breaker_row(name), user=request.user))
 
 
 class _OverrideView(APIView):
@@ -130,14 +132,7 @@ class _OverrideView(APIView):
             if value is None:
                 raise InvalidInput(field, "may not be null; leave the field out instead")
         self.service(name=name, actor=services.actor_name(request.user), **data)
-        return Response(_summary(name))
-
-
-def _summary(name: str) -> dict:
-    view = selectors.breaker_detail(name=name, events=0)
-    view.pop("events")
-    view.pop("recent_errors")
-    return view
+        return Response(presenters.breaker_summary(row=breakers.breaker_row(name)))
 
 
 class ForceOpenView(_OverrideView):
@@ -160,4 +155,5 @@ class CircuitView(APIView):
     @extend_schema(responses={200: CircuitSerializer, **schema.errors()},
                    summary="The default breaker, the write-up's way")
     def get(self, request):
-        return Response(selectors.circuit_status(user=request.user))
+        row = breakers.breaker_row(dependencies.DEFAULT)  # created on first sight, as for the list
+        return Response(presenters.circuit_status(row=row, user=request.user))

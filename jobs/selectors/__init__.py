@@ -1,0 +1,93 @@
+"""Reads only: jobs, the queue, counts, breakers and metrics aggregates. Nothing here writes.
+
+Import the package (``from jobs import selectors``) and call ``selectors.<name>``; the
+submodules say where each read lives.
+"""
+
+from __future__ import annotations
+
+from jobs.selectors.breakers import (
+    breaker_events_recent,
+    breaker_policy,
+    breaker_rows,
+    breaker_rows_configured,
+    breaker_transitions,
+    breakers_with_pending,
+)
+from jobs.selectors.counts import (
+    EXACT_COUNT_LIMIT,
+    count_estimate,
+    count_exact,
+    counts_by_status,
+    counts_by_status_bounded,
+    estimated_count,
+    pending_by_dependency,
+    pending_count,
+    pending_count_of,
+    pending_counts_bounded,
+    pending_estimate,
+)
+from jobs.selectors.jobs import (
+    HEAVY_FIELDS,
+    ORDERINGS,
+    events_recent,
+    job_get,
+    job_list,
+    job_position,
+    job_uuid_by_seq,
+    job_waiting_for,
+    jobs_recently_finished,
+    jobs_running,
+    workers_seen_since,
+)
+from jobs.selectors.metrics import (
+    FINISHED_STATUSES,
+    TRANSITION_KINDS,
+    breaker_metrics,
+    counts_by_status_and_dependency,
+    duration_histogram_since,
+    finished_per_second,
+    finished_since,
+)
+from jobs.selectors.queue import jobs_in_pop_order, queue_next, queue_summary
+
+__all__ = [
+    "EXACT_COUNT_LIMIT",
+    "FINISHED_STATUSES",
+    "HEAVY_FIELDS",
+    "ORDERINGS",
+    "TRANSITION_KINDS",
+    "breaker_events_recent",
+    "breaker_metrics",
+    "breaker_policy",
+    "breaker_rows",
+    "breaker_rows_configured",
+    "breaker_transitions",
+    "breakers_with_pending",
+    "count_estimate",
+    "count_exact",
+    "counts_by_status",
+    "counts_by_status_and_dependency",
+    "counts_by_status_bounded",
+    "duration_histogram_since",
+    "estimated_count",
+    "events_recent",
+    "finished_per_second",
+    "finished_since",
+    "job_get",
+    "job_list",
+    "job_position",
+    "job_uuid_by_seq",
+    "job_waiting_for",
+    "jobs_in_pop_order",
+    "jobs_recently_finished",
+    "jobs_running",
+    "pending_by_dependency",
+    "pending_count",
+    "pending_count_of",
+    "pending_counts_bounded",
+    "pending_estimate",
+    "queue_next",
+    "queue_summary",
+    "workers_seen_since",
+]

@@ -1,0 +1,139 @@
+"""Reads of jobs: one job, filtered lists, where a pending job stands and why it waits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from jobs import access, breakers, validation
+from jobs.exceptions import InvalidInput, JobNotFound
+from jobs.models import Breaker, Job, JobEvent, JobStatus, WorkerHeartbeat
+from jobs.selectors.queue import HEAVY_FIELDS, jobs_in_pop_order
+
+ORDERINGS = {"pop": None, "newest": ("-seq",), "oldest": ("seq",)}
+
+def job_get(*, job_id: UUID | str, user: Any = None) -> Job:
+    """One job ``user`` may see (None: the system sees all); ``JobNotFound`` otherwise."""
+    try:
+        return Job.objects.filter(access.visible_filter(user)).get(uuid=validation.job_uuid(job_id))
+    except Job.DoesNotExist:
+        raise JobNotFound(f"no job {job_id}") from None
+
+
+def job_list(
+    *,
+    user: Any = None,
+    status: str | None = None,
+    kind: str | None = None,
+    dependency: str | None = None,
+    ordering: str | None = None,
+) -> QuerySet[Job]:
+    """Jobs ``user`` may see, filtered by status, kind and dependency. ``ordering="pop"`` lists
+    pending jobs in pop order."""
+    qs = Job.objects.filter(access.visible_filter(user))
+    if status is not None:  # given but empty is an error too, as the schema's enum says
+        if status not in JobStatus.values:
+            raise InvalidInput("status", f"must be one of {', '.join(JobStatus.values)}")
+        qs = qs.filter(status=status)
+    if kind:
+        validation.check_text("kind", kind)  # PostgreSQL refuses NUL even in a WHERE clause
+        qs = qs.filter(kind=kind)
+    if dependency:
+        validation.check_text("dependency", dependency)
+        qs = qs.filter(dependency=dependency)
+    ordering = "newest" if ordering is None else ordering
+    if ordering not in ORDERINGS:
+        raise InvalidInput("ordering", f"must be one of {', '.join(ORDERINGS)}")
+    if ordering == "pop":
+        return jobs_in_pop_order(qs)
+    return qs.order_by(*ORDERINGS[ordering])
+
+
+def job_uuid_by_seq(*, seq: int | None) -> str | None:
+    """The public id of the job with sequence ``seq`` (None when there is none)."""
+    if seq is None:
+        return None
+    value = Job.objects.filter(seq=seq).values_list("uuid", flat=True).first()
+    return str(value) if value else None
+
+
+def job_position(job: Job) -> int | None:
+    """1-based place of a pending job in pop order (None unless pending)."""
+    if job.status != JobStatus.PENDING:
+        return None
+    ahead = Job.objects.filter(status=JobStatus.PENDING).filter(
+        Q(priority__gt=job.priority) | Q(priority=job.priority, seq__lt=job.seq)
+    )
+    return ahead.count() + 1
+
+
+def job_waiting_for(
+    job: Job, *, position: int | None = None, breaker_rows: dict[str, Breaker] | None = None, now=None
+) -> dict[str, Any] | None:
+    """Why a pending job is not running yet, or None when it is not waiting.
+
+    ``breaker_rows`` (name -> row, read once by a caller listing many jobs) saves one breaker
+    read per job; without it the job's breaker is read here."""
+    if job.status != JobStatus.PENDING:
+        return None
+    now = now or timezone.now()
+    if job.run_after > now:
+        return {"reason": "retry_scheduled", "until": job.run_after.isoformat()}
+    row = breaker_rows.get(job.dependency) if breaker_rows is not None else None
+    held = _breaker_holding(job.dependency, now, row=row, known=breaker_rows is not None)
+    if held is not None:
+        return held
+    position = job_position(job) if position is None else position
+    if position > 1:
+        return {"reason": "jobs_ahead", "jobs_ahead": position - 1}
+    return {"reason": "next", "jobs_ahead": 0}
+
+
+def _breaker_holding(dependency: str, now, *, row: Breaker | None = None, known: bool = False) -> dict[str, Any] | None:
+    """Why the job's breaker holds it, or None when the breaker admits calls (``known``: ``row``
+    was already read, None meaning the dependency has no breaker row yet)."""
+    if not known:
+        row = Breaker.objects.filter(name=dependency).first()
+    if row is None or breakers.decide(row, now) == breakers.Decision.ADMIT:
+        return None
+    override = breakers.override_in_force(row, now)
+    until = row.override_expires_at if override else row.retry_at
+    return {
+        "reason": "breaker_open",
+        "dependency": dependency,
+        "state": f"forced {override}" if override else row.state,
+        **({"until": until.isoformat()} if until else {}),
+    }
+
+
+def jobs_running(*, limit: int = 100) -> list[Job]:
+    return list(Job.objects.filter(status=JobStatus.RUNNING).defer(*HEAVY_FIELDS).order_by("started_at", "seq")[:limit])
+
+
+def jobs_recently_finished(*, limit: int = 50) -> list[Job]:
+    """The last ``limit`` jobs to finish: one short index walk per final status for the
+    candidates' (finished_at, seq), then one fetch of the winners."""
+    candidates: list[tuple] = []
+    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        candidates += Job.objects.filter(status=status, finished_at__isnull=False).order_by("-finished_at").values_list(
+            "finished_at", "seq"
+        )[:limit]
+    candidates.sort(reverse=True)
+    order = {seq: index for index, (_, seq) in enumerate(candidates[:limit])}
+    jobs = Job.objects.filter(seq__in=list(order)).defer(*HEAVY_FIELDS)
+    return sorted(jobs, key=lambda job: order[job.seq])
+
+
+def events_recent(*, limit: int = 50) -> list[JobEvent]:
+    return list(
+        JobEvent.objects.select_related("job").only("id", "kind", "at", "actor", "details", "job__uuid").order_by("-id")[:limit]
+    )
+
+
+def workers_seen_since(*, since: datetime) -> list[WorkerHeartbeat]:
+    """Workers whose last heartbeat is at or after ``since``, most recent first."""
+    return list(WorkerHeartbeat.objects.filter(last_seen__gte=since).order_by("-last_seen"))
