@@ -78,9 +78,9 @@ def test_detail_is_read_only_with_events_inline_and_recent_errors(admin_client):
 
 
 def test_inline_shows_only_the_last_events(admin_client, monkeypatch):
-    from jobs import admin as jobs_admin
+    from jobs.admin import breakers as breakers_admin
 
-    monkeypatch.setattr(jobs_admin, "INLINE_EVENTS", 2)
+    monkeypatch.setattr(breakers_admin, "INLINE_EVENTS", 2)
     for reason in ["one", "two", "three"]:
         breakers.breaker_force_open(name="default", actor="user:ops", reason=f"reason {reason}")
     html = admin_client.get(f"{CHANGELIST}default/change/").content.decode()

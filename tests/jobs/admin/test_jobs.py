@@ -8,8 +8,9 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from jobs import admin as jobs_admin
-from jobs import pagination, queue, services
+from jobs import queue, services
+from jobs.admin import actions as admin_actions
+from jobs.admin import paginator as pagination
 from jobs.models import EventKind, Job, JobEvent, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -151,7 +152,7 @@ def test_set_priority_on_every_job_of_a_filtered_list(admin_client, jobs):
 
 
 def test_an_action_refuses_more_jobs_than_its_limit(admin_client, jobs, monkeypatch):
-    monkeypatch.setattr(jobs_admin, "ACTION_LIMIT", 2)
+    monkeypatch.setattr(admin_actions, "ACTION_LIMIT", 2)
     response = act(admin_client, "cancel_jobs", jobs["low"], jobs["normal"], jobs["raised"])
     assert "Refused: cancelled acts on at most 2 jobs at once; narrow the selection." in [str(m) for m in response.context["messages"]]
     assert not Job.objects.filter(status=JobStatus.CANCELLED).exists()
