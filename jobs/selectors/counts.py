@@ -16,6 +16,7 @@ from django.db import connection, connections
 from django.db.models import Count, QuerySet
 
 from jobs.models import Job, JobStatus
+from jobs.selectors import sql
 
 EXACT_COUNT_LIMIT = 10_000
 
@@ -48,18 +49,18 @@ def count_exact(*, status: str) -> int:
 def estimated_count(queryset: QuerySet) -> int | None:
     """PostgreSQL's estimate of ``queryset.count()`` (no rows read), or None where there is none."""
     db = connections[queryset.db]
-    if db.vendor != "postgresql":
+    if not sql.dialect_for(db).estimates:
         return None
     with db.cursor() as cursor:
         if not queryset.query.where:
-            cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [queryset.model._meta.db_table])
+            cursor.execute(sql.TABLE_ROWS_ESTIMATE, [queryset.model._meta.db_table])
             row = cursor.fetchone()
             return int(row[0]) if row and row[0] >= 0 else None  # -1: never analysed
         try:
-            sql, params = queryset.order_by().values("pk").query.sql_with_params()
+            query, params = queryset.order_by().values("pk").query.sql_with_params()
         except EmptyResultSet:  # .none(), e.g. a filter value that matches nothing: no SQL at all
             return 0
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+        cursor.execute(sql.EXPLAIN_JSON.format(sql=query), params)
         plan = cursor.fetchone()[0]
     if isinstance(plan, str):
         plan = json.loads(plan)
@@ -81,15 +82,12 @@ def counts_by_status_bounded(*, limit: int = EXACT_COUNT_LIMIT) -> dict[str, int
     entries; ``None`` for a status with more than ``limit`` jobs (count it another way)."""
     table = connection.ops.quote_name(Job._meta.db_table)
     statuses = JobStatus.values
-    bounded = ", ".join(
-        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE status = %s LIMIT %s) AS s{i})"
-        for i in range(len(statuses))
-    )
+    bounded = ", ".join(sql.BOUNDED_STATUS_COUNT.format(table=table, i=i) for i in range(len(statuses)))
     params: list[Any] = []
     for status in statuses:
         params += [status, limit + 1]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {bounded}", params)
+        cursor.execute(sql.SELECT_ALL.format(columns=bounded), params)
         values = cursor.fetchone()
     return {status: (n if n <= limit else None) for status, n in zip(statuses, values, strict=True)}
 
@@ -101,14 +99,11 @@ def pending_counts_bounded(*, dependencies: Sequence[str], limit: int = EXACT_CO
     if not names:
         return {}
     table = connection.ops.quote_name(Job._meta.db_table)
-    bounded = ", ".join(
-        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE status = %s AND dependency = %s LIMIT %s) AS d{i})"
-        for i in range(len(names))
-    )
+    bounded = ", ".join(sql.BOUNDED_DEPENDENCY_COUNT.format(table=table, i=i) for i in range(len(names)))
     params: list[Any] = []
     for name in names:
         params += [JobStatus.PENDING, name, limit + 1]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {bounded}", params)
+        cursor.execute(sql.SELECT_ALL.format(columns=bounded), params)
         values = cursor.fetchone()
     return {name: (n if n <= limit else None) for name, n in zip(names, values, strict=True)}

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from jobs import breakers, dependencies
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
+from jobs.selectors import sql
 from jobs.selectors.breakers import breaker_policy
 from jobs.selectors.counts import pending_by_dependency
 
@@ -85,13 +86,8 @@ def finished_per_second(*, since: datetime) -> dict[int, tuple[int, int]]:
     native function (Django's TruncSecond runs a Python callback per row on SQLite).
     """
     table = connection.ops.quote_name(Job._meta.db_table)
-    if connection.vendor == "postgresql":
-        second = "FLOOR(EXTRACT(EPOCH FROM finished_at))::bigint"
-    elif connection.vendor == "sqlite":
-        second = "CAST(strftime('%%s', finished_at) AS INTEGER)"
-    else:  # pragma: no cover - other backends: portable but slower
-        second = None
-    if second is None:
+    second = sql.dialect_for(connection).epoch_second
+    if second is None:  # pragma: no cover - other backends: portable but slower
         rows = (
             Job.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED), finished_at__gte=since)
             .values_list("finished_at", "status")
@@ -100,8 +96,7 @@ def finished_per_second(*, since: datetime) -> dict[int, tuple[int, int]]:
     else:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT {second}, status, COUNT(*) FROM {table} "
-                f"WHERE status IN (%s, %s) AND finished_at >= %s GROUP BY 1, 2",
+                sql.FINISHED_PER_SECOND.format(second=second, table=table),
                 [JobStatus.SUCCEEDED, JobStatus.FAILED, connection.ops.adapt_datetimefield_value(since)],
             )
             result_rows = cursor.fetchall()

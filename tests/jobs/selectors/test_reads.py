@@ -1,0 +1,89 @@
+"""Selectors only read: no row is created or changed, even for a breaker never called yet."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from dashboard import snapshot
+from jobs import dependencies, presenters, selectors, services
+from jobs.models import Breaker, JobStatus
+from jobs.selectors import sql
+
+pytestmark = pytest.mark.django_db
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def writes(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(WRITES)]
+
+
+def test_reading_everything_writes_nothing_even_without_breaker_rows():
+    services.job_submit(kind="noop", priority=3)
+    Breaker.objects.all().delete()  # as on a database whose dependencies were added after migrate
+    with CaptureQueriesContext(connection) as queries:
+        selectors.queue_summary()
+        selectors.breaker_metrics()
+        selectors.breaker_rows_configured()
+        selectors.counts_by_status_bounded()
+        presenters.breaker_list()
+        snapshot.build()
+    assert writes(queries) == []
+    assert not Breaker.objects.exists()
+
+
+def test_configured_breakers_are_read_as_unsaved_defaults():
+    Breaker.objects.all().delete()
+    rows = selectors.breaker_rows_configured()
+    assert sorted(rows) == sorted(dependencies.configured())
+    assert all(row._state.adding and row.state == "closed" for row in rows.values())
+
+
+def test_pop_order_lists_pending_jobs_highest_priority_then_oldest():
+    low, _ = services.job_submit(kind="noop", priority=-5)
+    first, _ = services.job_submit(kind="noop", priority=7)
+    second, _ = services.job_submit(kind="noop", priority=7)
+    done, _ = services.job_submit(kind="noop", priority=100)
+    services.job_cancel(job_id=done.uuid, reason="not pending")
+    assert [j.seq for j in selectors.jobs_in_pop_order()] == [first.seq, second.seq, low.seq]
+    assert [j.seq for j in selectors.queue_next(limit=2, light=True)] == [first.seq, second.seq]
+    assert selectors.job_position(selectors.job_get(job_id=low.uuid)) == 3
+
+
+def test_estimated_count_only_where_the_database_keeps_statistics():
+    services.job_submit(kind="noop")
+    estimate = selectors.estimated_count(selectors.jobs_in_pop_order())
+    if connection.vendor == "postgresql":
+        assert isinstance(estimate, int) and estimate >= 0
+    else:
+        assert estimate is None
+        assert selectors.count_estimate(status=JobStatus.PENDING) is None
+        assert selectors.pending_estimate(dependency="local") is None
+
+
+def test_bounded_counts_say_none_above_the_limit():
+    for _ in range(3):
+        services.job_submit(kind="noop")
+    assert selectors.counts_by_status_bounded(limit=2)[JobStatus.PENDING] is None
+    assert selectors.counts_by_status_bounded(limit=3)[JobStatus.PENDING] == 3
+    assert selectors.pending_counts_bounded(dependencies=["local", "nothing"], limit=5) == {"local": 3, "nothing": 0}
+
+
+def test_finished_per_second_buckets_by_the_databases_own_clock():
+    job, _ = services.job_submit(kind="noop")
+    at = timezone.now().replace(microsecond=0)
+    type(job).objects.filter(seq=job.seq).update(status=JobStatus.SUCCEEDED, finished_at=at)
+    assert selectors.finished_per_second(since=at - timedelta(seconds=5)) == {int(at.timestamp()): (1, 0)}
+
+
+def test_an_unknown_vendor_gets_the_portable_dialect():
+    class Other:
+        vendor = "oracle"
+
+    assert sql.dialect_for(Other()) == sql.PORTABLE
+    assert sql.dialect_for(connection).epoch_second is not None
