@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs import dependencies, redaction, selectors
+from jobs import breakers, dependencies, redaction, selectors
 from jobs.handlers import registry
 from jobs.models import MAX_ATTEMPTS_LIMIT, PRIORITY_MAX, PRIORITY_MIN, Job, JobEvent
 
@@ -53,6 +54,87 @@ class JobDetailSerializer(JobSerializer):
 
     def get_waiting_for(self, job: Job) -> WaitingForSerializer(allow_null=True):  # type: ignore[valid-type]
         return selectors.job_waiting_for(job)
+
+
+# --- Breaker shapes: what jobs.presenters builds, for the OpenAPI schema. --------------------
+
+
+class OverrideSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["open", "closed"])
+    reason = serializers.CharField()
+    actor = serializers.CharField()
+    at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class TrialSerializer(serializers.Serializer):
+    owner = serializers.CharField()
+    job = serializers.UUIDField(allow_null=True)
+    expires_at = serializers.DateTimeField()
+
+
+class BreakerSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    state = serializers.ChoiceField(choices=["closed", "open", "half-open"], help_text="What callers get now.")
+    shadow_state = serializers.ChoiceField(
+        choices=["closed", "open", "half-open"], help_text="The automatic state (differs while overridden)."
+    )
+    override = OverrideSerializer(allow_null=True)
+    failures = serializers.IntegerField(help_text="Consecutive counted failures.")
+    threshold = serializers.IntegerField()
+    opened_at = serializers.DateTimeField(allow_null=True)
+    retry_at = serializers.DateTimeField(allow_null=True)
+    retry_in_ms = serializers.IntegerField(allow_null=True)
+    ready_to_test = serializers.BooleanField()
+    held = serializers.IntegerField(help_text="Pending jobs this breaker holds back now.")
+    pending = serializers.IntegerField()
+    trial = TrialSerializer(allow_null=True)
+    level = serializers.IntegerField(help_text="Reopens since the trip (the backoff exponent).")
+    reset_timeout = serializers.FloatField()
+    max_reset_timeout = serializers.FloatField()
+    slow_call_seconds = serializers.FloatField()
+    updated_at = serializers.DateTimeField()
+
+
+class BreakerEventSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    at = serializers.DateTimeField()
+    actor = serializers.CharField()
+    from_state = serializers.CharField()
+    to_state = serializers.CharField()
+    reason = serializers.CharField()
+    details = serializers.DictField()
+
+
+class RecentErrorSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    job = serializers.CharField(allow_null=True)
+    error = serializers.CharField()
+
+
+class BreakerDetailSerializer(BreakerSerializer):
+    recent_errors = RecentErrorSerializer(many=True)
+    events = BreakerEventSerializer(many=True)
+
+
+@extend_schema_field({"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": breakers.MAX_TTL_SECONDS})
+class TtlField(serializers.FloatField):
+    """More than 0 (the service refuses 0): OpenAPI 3.0 says so with ``exclusiveMinimum``."""
+
+
+class OverrideRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=breakers.MAX_REASON_CHARS)
+    ttl_seconds = TtlField(
+        required=False,  # the range is the service's (jobs.breakers), stated in TtlField's schema
+        help_text="Lift the override by itself after this many seconds, more than 0 (not for release).",
+    )
+
+
+class CircuitSerializer(BreakerSerializer):
+    state = serializers.CharField(help_text='"Closed (failures: N)", "Open (reopening in N ms)", '
+                                            '"Open (ready to test)", "Half-Open" or "Open (forced)".')
+    status = serializers.ChoiceField(choices=["closed", "open", "half-open"])
+    recent_errors = RecentErrorSerializer(many=True)
 
 
 # --- Request shapes: for the OpenAPI schema; jobs.services validates. -------------------------
