@@ -89,27 +89,28 @@ def test_breaker_transitions_have_a_logging_hook(caplog):
     assert record.getMessage() == "breaker open dependency=default from_state=closed to_state=open actor=worker:1 failures=3"
 
 
-def test_every_breaker_transition_and_override_logs_one_line(caplog):
+def test_every_breaker_transition_and_override_logs_one_line(caplog, django_capture_on_commit_callbacks):
     """Driven through jobs.breakers' services (clock injected): one line per BreakerEvent that is
     not a counted failure, with its kind, states, actor, reason and the scalar details."""
     caplog.set_level(logging.INFO, logger="resilient.breakers")
-    t0 = timezone.now()
-    for i in range(3):
-        breakers.breaker_record(name="default", outcome=Outcome.FAILURE, error=f"HTTP 503 #{i}", actor="w1", now=t0)
-    trial = breakers.breaker_admit(name="default", owner="w1", now=t0 + timedelta(seconds=31))
-    breakers.breaker_record(name="default", outcome=Outcome.FAILURE, admission=trial, actor="w1",
-                            now=t0 + timedelta(seconds=32))
-    trial = breakers.breaker_admit(name="default", owner="w2", now=t0 + timedelta(seconds=200))
-    breakers.breaker_record(name="default", outcome=Outcome.NEUTRAL, admission=trial, actor="w2",
-                            now=t0 + timedelta(seconds=201))
-    trial = breakers.breaker_admit(name="default", owner="w2", now=t0 + timedelta(seconds=202))
-    breakers.breaker_record(name="default", outcome=Outcome.SUCCESS, admission=trial, actor="w2",
-                            now=t0 + timedelta(seconds=203))
-    breakers.breaker_force_open(name="default", actor="user:ops", reason="maintenance", ttl_seconds=60)
-    breakers.breaker_release(name="default", actor="user:ops", reason="done")
-    t1 = timezone.now()
-    breakers.breaker_force_closed(name="default", actor="user:ops", reason="false alarm", ttl_seconds=10, now=t1)
-    assert breakers.breakers_expire_overrides(now=t1 + timedelta(seconds=11)) == 1
+    with django_capture_on_commit_callbacks(execute=True):  # the lines leave after commit
+        t0 = timezone.now()
+        for i in range(3):
+            breakers.breaker_record(name="default", outcome=Outcome.FAILURE, error=f"HTTP 503 #{i}", actor="w1", now=t0)
+        trial = breakers.breaker_admit(name="default", owner="w1", now=t0 + timedelta(seconds=31))
+        breakers.breaker_record(name="default", outcome=Outcome.FAILURE, admission=trial, actor="w1",
+                                now=t0 + timedelta(seconds=32))
+        trial = breakers.breaker_admit(name="default", owner="w2", now=t0 + timedelta(seconds=200))
+        breakers.breaker_record(name="default", outcome=Outcome.NEUTRAL, admission=trial, actor="w2",
+                                now=t0 + timedelta(seconds=201))
+        trial = breakers.breaker_admit(name="default", owner="w2", now=t0 + timedelta(seconds=202))
+        breakers.breaker_record(name="default", outcome=Outcome.SUCCESS, admission=trial, actor="w2",
+                                now=t0 + timedelta(seconds=203))
+        breakers.breaker_force_open(name="default", actor="user:ops", reason="maintenance", ttl_seconds=60)
+        breakers.breaker_release(name="default", actor="user:ops", reason="done")
+        t1 = timezone.now()
+        breakers.breaker_force_closed(name="default", actor="user:ops", reason="false alarm", ttl_seconds=10, now=t1)
+        assert breakers.breakers_expire_overrides(now=t1 + timedelta(seconds=11)) == 1
 
     records = [r for r in caplog.records if r.name == "resilient.breakers"]
     expected = list(

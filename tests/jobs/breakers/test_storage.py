@@ -10,7 +10,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from jobs import breakers
-from jobs.breaker_storage import BreakerRowStorage, pybreaker_for
+from jobs.breakers.storage import BreakerRowStorage, pybreaker_for
 from jobs.exceptions import DependencyFailure, PermanentJobFailure
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind
 

@@ -1,0 +1,50 @@
+"""Shared circuit breakers: one Breaker row per dependency, changed only by conditional UPDATEs.
+
+Every process (web, any number of workers) reads and changes the same row, so a failure recorded
+by one worker counts for all of them and an operator override is honoured everywhere at the next
+claim. The worker's claim (``jobs.queue.jobs_claim``) is its admission: it reads ``claim_gates``
+and takes the half-open trial lease in the claim's transaction; ``jobs.outcomes`` then records each
+finished job with ``breaker_record``. ``breaker_admit`` and ``call_protected`` serve callers
+outside the worker; ``storage`` exposes the same row to plain pybreaker users (see docs/breakers.md).
+
+rules (pure decisions) · sql · store (rows) · history (events, log lines) · holds (held jobs) ·
+admission · transitions (the automatic state machine) · overrides · protected · storage (pybreaker)
+"""
+
+from __future__ import annotations
+
+from jobs.breakers.admission import breaker_admit, trial_acquire, trial_renew
+from jobs.breakers.history import recent_errors
+from jobs.breakers.holds import hold_if_rejecting
+from jobs.breakers.overrides import (
+    MAX_REASON_CHARS,
+    MAX_TTL_SECONDS,
+    breaker_force_closed,
+    breaker_force_open,
+    breaker_release,
+    breakers_expire_overrides,
+)
+from jobs.breakers.protected import call_protected
+from jobs.breakers.rules import (
+    SYSTEM,
+    Admission,
+    Decision,
+    Outcome,
+    classify,
+    decide,
+    default_owner,
+    effective_state,
+    override_in_force,
+    success_changes_nothing,
+)
+from jobs.breakers.store import breaker_row, breakers_ensure, claim_gates
+from jobs.breakers.transitions import breaker_record
+from jobs.exceptions import CircuitOpen
+
+__all__ = [
+    "MAX_REASON_CHARS", "MAX_TTL_SECONDS", "SYSTEM", "Admission", "CircuitOpen", "Decision", "Outcome",
+    "breaker_admit", "breaker_force_closed", "breaker_force_open", "breaker_record", "breaker_release",
+    "breaker_row", "breakers_ensure", "breakers_expire_overrides", "call_protected", "claim_gates", "classify",
+    "decide", "default_owner", "effective_state", "hold_if_rejecting", "override_in_force", "recent_errors",
+    "success_changes_nothing", "trial_acquire", "trial_renew",
+]

@@ -1,0 +1,54 @@
+"""The jobs a breaker holds back: their ``held`` JobEvents, and what a change of decision sets off."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+
+from jobs import events, logs, notify
+from jobs.breakers import rules
+from jobs.models import Breaker, EventKind, Job, JobStatus
+
+HELD_EVENTS_LIMIT = 1000  # held JobEvents written per transition (the first jobs in pop order)
+
+
+def jobs_hold_pending(*, name: str, now: datetime, actor: str, why: str, retry_at: datetime | None) -> int:
+    """A ``held`` JobEvent for each pending job of ``name`` (capped): its breaker stopped admitting."""
+    seqs = list(
+        Job.objects.filter(status=JobStatus.PENDING, dependency=name)
+        .order_by("-priority", "seq")
+        .values_list("seq", flat=True)[:HELD_EVENTS_LIMIT]
+    )
+    details = {"dependency": name, "why": why, "retry_at": retry_at.isoformat() if retry_at else None}
+    events.events_record([(seq, EventKind.HELD, actor, now, details) for seq in seqs])
+    return len(seqs)
+
+
+def hold_if_rejecting(*, job: Job, actor: str, now: datetime | None = None) -> bool:
+    """A job that becomes pending while its breaker rejects gets its one ``held`` event now
+    (the transition that started the open period could not know it). One primary-key read."""
+    now = now or timezone.now()
+    row = Breaker.objects.filter(name=job.dependency).first()
+    if row is None or rules.decide(row, now) == rules.Decision.ADMIT:
+        return False
+    override = rules.override_in_force(row, now)
+    why = f"breaker forced {override}" if override else f"breaker {row.state}"
+    retry_at = row.override_expires_at if override else row.retry_at
+    events.event_record(job=job, kind=EventKind.HELD, actor=actor, at=now, dependency=job.dependency, why=why,
+                        retry_at=retry_at.isoformat() if retry_at else None)
+    logs.job_transition("held", job, why=why, retry_at=retry_at.isoformat() if retry_at else None, actor=actor)
+    return True
+
+
+def decision_changed(*, name: str, before: rules.Decision, after: rules.Decision, now: datetime, actor: str,
+                     why: str, retry_at: datetime | None) -> int:
+    """Side effects of a change in what callers experience: hold the backlog, or wake the workers."""
+    held = 0
+    if before == rules.Decision.ADMIT and after != rules.Decision.ADMIT:
+        # A new hold period: every pending job gets its one held event now.
+        Breaker.objects.filter(name=name).update(held_since=now)
+        held = jobs_hold_pending(name=name, now=now, actor=actor, why=why, retry_at=retry_at)
+    if after != rules.Decision.REJECT and before != after:
+        notify.wake_workers_on_commit()
+    return held

@@ -1,0 +1,71 @@
+"""Breaker rows: read them, and create the missing ones (one row per dependency)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from jobs import dependencies
+from jobs.breakers import rules, sql
+from jobs.exceptions import BreakerNotFound
+from jobs.models import Breaker
+
+
+def breakers_ensure(names: list[str] | None = None) -> None:
+    """Create the missing rows (every configured dependency by default). Idempotent, race-free."""
+    wanted = set(names if names is not None else dependencies.configured())
+    missing = wanted - set(Breaker.objects.filter(name__in=wanted).values_list("name", flat=True))
+    if missing:
+        now = timezone.now()
+        Breaker.objects.bulk_create(
+            [Breaker(name=n, updated_at=now) for n in sorted(missing)], ignore_conflicts=True
+        )
+
+
+def breaker_row(name: str, *, create_any: bool = False) -> Breaker:
+    """The row of ``name``, created for a configured dependency (or for any name a job carries,
+    with ``create_any``: a dependency removed from settings keeps its breaker); else
+    ``BreakerNotFound``."""
+    row = Breaker.objects.filter(name=name).first()
+    if row is not None:
+        return row
+    if not create_any and name not in dependencies.configured():
+        raise BreakerNotFound(f"no breaker {name!r}")
+    breakers_ensure([name])
+    return Breaker.objects.get(name=name)
+
+
+def claim_gates(*, now: datetime) -> dict[str, tuple[rules.Decision, Breaker]]:
+    """Every breaker's decision at ``now``: one small query (the claim path's whole breaker cost).
+
+    The worker reads the gates on every trip, so the rows are built straight from the cursor:
+    through the ORM (even ``raw()``) this was a sixth of a drained job's cost (make bench: drain)."""
+    rows = breakers_all()
+    if not set(dependencies.configured()) <= {row.name for row in rows}:
+        breakers_ensure()
+        rows = breakers_all()
+    return {row.name: (rules.decide(row, now), row) for row in rows}
+
+
+def breakers_all() -> list[Breaker]:
+    """Every row, built from one cursor read without the ORM's per-row cost."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql.BREAKERS_SELECT_ALL)
+        rows = cursor.fetchall()
+    return [
+        Breaker.from_db(connection.alias, sql.BREAKER_ATTNAMES,
+                        [_aware(v) if dt else v for v, dt in zip(row, sql.BREAKER_IS_DATETIME, strict=True)])
+        for row in rows
+    ]
+
+
+def _aware(value: Any) -> datetime | None:
+    """A stored datetime as an aware one (SQLite hands back naive UTC, parsed or as text)."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
