@@ -1,4 +1,4 @@
-"""The domain's one exception hierarchy. ``jobs.api.errors`` maps it to HTTP."""
+"""The domain's one exception hierarchy. ``jobs.errors`` describes it to clients (HTTP and socket)."""
 
 from __future__ import annotations
 
