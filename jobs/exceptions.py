@@ -106,12 +106,6 @@ class DependencyFailure(JobFailure):
     """The downstream failed (5xx, timeout, connection error): retry, and the breaker counts it."""
 
 
-class RetryableJobFailure(JobFailure):
-    """Retry later, but the downstream is healthy (e.g. 429 Too Many Requests, 408)."""
-
-    counts_against_dependency = False
-
-
 class PermanentJobFailure(JobFailure):
     """The job itself is wrong (e.g. a 4xx answer): fail at once, never retry, not counted."""
 
