@@ -19,9 +19,15 @@ def exception_handler(exc, context):
     response = _handle(exc, context)
     view = context.get("view")
     if response is not None and getattr(view, "is_submission", lambda: False)():
-        code = response.data.get("code", "invalid") if isinstance(response.data, dict) else "invalid"
-        metrics.submission_rejected(reason=REJECTION_REASONS.get(code, code))
+        metrics.submission_rejected(reason=_rejection_reason(response))
     return response
+
+
+def _rejection_reason(response: Response) -> str:
+    code = response.data.get("code") if isinstance(response.data, dict) else None
+    if not isinstance(code, str):  # field errors: {field: [message]}, even for a field named "code"
+        return "invalid"
+    return REJECTION_REASONS.get(code, code.lower())  # CIRCUIT_OPEN -> circuit_open
 
 
 def _handle(exc, context):
