@@ -21,7 +21,7 @@ class Setting:
 
     default: Any
     env: str | None  # the environment variable that sets it; None: settings.RESILIENT only
-    type: type | None = None  # None: the default's type
+    cast: type | None = None  # how an environment string becomes a value; None: the default's type
     in_settings: bool = True  # False: the environment alone sets it (no settings.RESILIENT key)
 
 
@@ -57,9 +57,9 @@ SETTINGS: dict[str, Setting] = {
     "DEFAULT_BASE_URL": _env("DEFAULT_BASE_URL", "", in_settings=False),  # the `default` dependency
     "VALIDATION_URL": Setting("", "VALIDATION_URL", in_settings=False),  # the write-up's name, no prefix
     # for every dependency, under its own options
-    "BREAKER_FAILURE_THRESHOLD": _env("BREAKER_FAILURE_THRESHOLD", None, type=int, in_settings=False),
-    "BREAKER_RESET_TIMEOUT": _env("BREAKER_RESET_TIMEOUT", None, type=float, in_settings=False),
-    "BREAKER_MAX_RESET_TIMEOUT": _env("BREAKER_MAX_RESET_TIMEOUT", None, type=float, in_settings=False),
+    "BREAKER_FAILURE_THRESHOLD": _env("BREAKER_FAILURE_THRESHOLD", None, cast=int, in_settings=False),
+    "BREAKER_RESET_TIMEOUT": _env("BREAKER_RESET_TIMEOUT", None, cast=float, in_settings=False),
+    "BREAKER_MAX_RESET_TIMEOUT": _env("BREAKER_MAX_RESET_TIMEOUT", None, cast=float, in_settings=False),
     # Operations
     "READY_WORKER_SECONDS": _env("READY_WORKER_SECONDS", 60.0),  # /readyz wants a heartbeat at most this old
     "READY_REQUIRE_WORKER": _env("READY_REQUIRE_WORKER", True),  # False: web nodes are ready without a worker
@@ -115,5 +115,5 @@ def _coerce(setting: Setting, value: Any) -> Any:
         return [part.strip() for part in value.split(",") if part.strip()]
     if isinstance(default, bool):
         return value.strip().lower() in _TRUE if isinstance(value, str) else bool(value)
-    wanted = setting.type or type(default)
+    wanted = setting.cast or type(default)
     return wanted(value) if wanted in (int, float) else value
