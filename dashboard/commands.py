@@ -19,8 +19,8 @@ from django.core.exceptions import PermissionDenied
 from rest_framework.exceptions import APIException
 
 from dashboard import access, throttle
-from jobs import breakers, services
-from jobs.exceptions import IllegalTransition, InvalidInput, ResilientError
+from jobs import breakers, errors, services
+from jobs.exceptions import Forbidden, InvalidInput, ResilientError
 
 log = logging.getLogger("resilient.dashboard")
 
@@ -167,6 +167,11 @@ def _server_error(message: Any) -> dict[str, Any]:
             "message": "the server could not run this command; its log says why", "code": "server_error"}
 
 
+def _error_reply(reply: dict[str, Any], error: ResilientError) -> dict[str, Any]:
+    """A domain error as the socket reply, described as the REST API describes it."""
+    return {**reply, **errors.error_socket_fields(payload=errors.error_describe(error=error))}
+
+
 def command_run(*, user: Any, message: Any) -> dict[str, Any]:
     """Run one operator command for ``user``; always returns a reply, never raises for bad input."""
     if not isinstance(message, dict):
@@ -175,28 +180,26 @@ def command_run(*, user: Any, message: Any) -> dict[str, Any]:
     reply = {"ref": ref, "action": action}
     command = COMMANDS.get(action) if isinstance(action, str) else None
     if command is None:
-        return {**reply, "type": "error", "field": "action", "message": f"unknown action; allowed: {', '.join(sorted(COMMANDS))}", "code": "invalid"}
+        return _error_reply(reply, InvalidInput("action", f"unknown action; allowed: {', '.join(sorted(COMMANDS))}"))
     if not (user.is_staff and user.has_perm(command.permission)):
-        return {**reply, "type": "error", "field": None, "message": f"needs the {command.permission!r} permission", "code": "permission_denied"}
+        return _error_reply(reply, Forbidden(f"needs the {command.permission!r} permission"))
     unknown = sorted(set(message) - command.fields)
     if unknown:
-        return {**reply, "type": "error", "field": unknown[0], "message": f"unknown field; allowed: {', '.join(sorted(command.fields - COMMON))}", "code": "invalid"}
+        return _error_reply(reply, InvalidInput(unknown[0], f"unknown field; allowed: {', '.join(sorted(command.fields - COMMON))}"))
     try:
         if command.throttled:
             throttle.submission_count(user)
         result = command.run(message, user)
-    except InvalidInput as exc:
-        return {**reply, "type": "error", "field": exc.field, "message": exc.message, "code": exc.default_code}
-    except IllegalTransition as exc:
-        return {**reply, "type": "error", "field": None, "message": str(exc), "code": exc.default_code, "status": exc.status}
     except ResilientError as exc:
-        return {**reply, "type": "error", "field": getattr(exc, "field", None), "message": str(exc), "code": exc.default_code}
+        return _error_reply(reply, exc)
     except PermissionDenied as exc:  # Django's, e.g. from a service enforcing who owns a job
-        return {**reply, "type": "error", "field": None, "message": str(exc) or "permission denied", "code": "permission_denied"}
+        payload = errors.ErrorPayload(http_status=403, code="permission_denied", message=str(exc) or "permission denied")
+        return {**reply, **errors.error_socket_fields(payload=payload)}
     except APIException as exc:  # DRF's, e.g. Throttled: the REST API's message and code
-        error = {**reply, "type": "error", "field": None, "message": str(exc.detail), "code": exc.default_code}
         wait = getattr(exc, "wait", None)
-        return {**error, "retry_after": math.ceil(wait)} if wait is not None else error
+        payload = errors.ErrorPayload(http_status=exc.status_code, code=exc.default_code, message=str(exc.detail),
+                                      retry_after=math.ceil(wait) if wait is not None else None)
+        return {**reply, **errors.error_socket_fields(payload=payload)}
     except Exception:
         # Whatever went wrong, the operator gets an answer and keeps the socket.
         log.exception("dashboard command %r failed", action)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from jobs import http
+from jobs import conf, http
 from jobs.exceptions import InvalidInput
 
 LOCAL = "local"
@@ -35,19 +33,22 @@ class Dependency:
         return f"Dependency(name={self.name!r}, base_url={self.base_url!r}, headers={[n for n, _ in self.headers]})"
 
 
+_OVERRIDES = {  # option -> the setting that applies it to every dependency
+    "failure_threshold": "BREAKER_FAILURE_THRESHOLD",
+    "reset_timeout": "BREAKER_RESET_TIMEOUT",
+    "max_reset_timeout": "BREAKER_MAX_RESET_TIMEOUT",
+}
+
+
 def _global_overrides() -> dict:
     """RESILIENT_BREAKER_* environment variables apply to every dependency."""
-    env = {
-        "failure_threshold": ("RESILIENT_BREAKER_FAILURE_THRESHOLD", int),
-        "reset_timeout": ("RESILIENT_BREAKER_RESET_TIMEOUT", float),
-        "max_reset_timeout": ("RESILIENT_BREAKER_MAX_RESET_TIMEOUT", float),
-    }
-    return {key: cast(os.environ[var]) for key, (var, cast) in env.items() if os.environ.get(var)}
+    values = {key: conf.get(name) for key, name in _OVERRIDES.items()}
+    return {key: value for key, value in values.items() if value is not None}
 
 
-ENV_DEPENDENCIES = "RESILIENT_DEPENDENCIES"
-_ENV = ("RESILIENT_DEFAULT_BASE_URL", "VALIDATION_URL", "RESILIENT_BREAKER_FAILURE_THRESHOLD",
-        "RESILIENT_BREAKER_RESET_TIMEOUT", "RESILIENT_BREAKER_MAX_RESET_TIMEOUT", ENV_DEPENDENCIES)
+ENV_DEPENDENCIES = conf.SETTINGS["DEPENDENCIES_JSON"].env
+# Everything configured() reads: it is rebuilt when any of them changes.
+_SOURCES = ("DEFAULT_BASE_URL", "VALIDATION_URL", *_OVERRIDES.values(), "DEPENDENCIES_JSON")
 _memo: tuple[Any, tuple, dict[str, Dependency]] | None = None
 
 
@@ -57,18 +58,18 @@ def configured() -> dict[str, Dependency]:
     Remembered while the settings object and the environment variables it reads stay the same
     (the worker asks on every trip to the database; ``override_settings`` swaps the object)."""
     global _memo
-    declared_setting = getattr(settings, "RESILIENT", {}).get("DEPENDENCIES")
-    env = tuple(os.environ.get(name) for name in _ENV)
-    if _memo is not None and _memo[0] is declared_setting and _memo[1] == env:
+    declared_setting = conf.get("DEPENDENCIES")
+    sources = tuple(conf.get(name) for name in _SOURCES)
+    if _memo is not None and _memo[0] is declared_setting and _memo[1] == sources:
         return dict(_memo[2])
     result = _build()
-    _memo = (declared_setting, env, result)
+    _memo = (declared_setting, sources, result)
     return dict(result)
 
 
 def _from_env() -> dict[str, dict]:
     """RESILIENT_DEPENDENCIES: a JSON object, dependency name -> options."""
-    raw = os.environ.get(ENV_DEPENDENCIES, "").strip()
+    raw = conf.get("DEPENDENCIES_JSON").strip()
     if not raw:
         return {}
     try:
@@ -144,12 +145,12 @@ def _build() -> dict[str, Dependency]:
     declared: dict[str, dict] = {
         LOCAL: {},
         DEFAULT: _checked("RESILIENT_DEFAULT_BASE_URL", DEFAULT,
-                          {"base_url": os.environ.get("RESILIENT_DEFAULT_BASE_URL", "")}),
+                          {"base_url": conf.get("DEFAULT_BASE_URL")}),
         VALIDATION: _checked("VALIDATION_URL", VALIDATION,
-                             {"base_url": os.environ.get("VALIDATION_URL", ""), "read_timeout": 0.5, "connect_timeout": 0.5}),
+                             {"base_url": conf.get("VALIDATION_URL"), "read_timeout": 0.5, "connect_timeout": 0.5}),
     }
     sources = (
-        ('settings.RESILIENT["DEPENDENCIES"]', getattr(settings, "RESILIENT", {}).get("DEPENDENCIES", {})),
+        ('settings.RESILIENT["DEPENDENCIES"]', conf.get("DEPENDENCIES")),
         (ENV_DEPENDENCIES, _from_env()),  # the environment wins, option by option
     )
     for source, more in sources:

@@ -1,4 +1,4 @@
-"""The domain's one exception hierarchy. ``jobs.api.errors`` maps it to HTTP."""
+"""The domain's one exception hierarchy. ``jobs.errors`` describes it to clients (HTTP and socket)."""
 
 from __future__ import annotations
 
@@ -104,12 +104,6 @@ class JobFailure(Exception):
 
 class DependencyFailure(JobFailure):
     """The downstream failed (5xx, timeout, connection error): retry, and the breaker counts it."""
-
-
-class RetryableJobFailure(JobFailure):
-    """Retry later, but the downstream is healthy (e.g. 429 Too Many Requests, 408)."""
-
-    counts_against_dependency = False
 
 
 class PermanentJobFailure(JobFailure):

@@ -16,10 +16,6 @@ from jobs.exceptions import DependencyFailure, JobFailure, PermanentJobFailure, 
 from jobs.handlers.builtin import retry_after_seconds
 
 
-def enabled() -> bool:
-    return bool(dependencies.configured()[dependencies.VALIDATION].base_url)
-
-
 def _post(dep: dependencies.Dependency, document: dict[str, Any]) -> None:
     # The same client as the http kind: pinned address, no cookies, no redirects, no env proxies.
     try:

@@ -1,33 +1,15 @@
-"""One exception handler: domain errors and framework errors become JSON with a code."""
+"""One exception handler: domain errors (as jobs.errors describes them) and framework errors become JSON."""
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
-
 from django.core.exceptions import RequestDataTooBig
 from django.http import JsonResponse
-from django.utils import timezone
 from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from jobs import metrics
-from jobs.exceptions import (
-    CircuitOpen,
-    IllegalTransition,
-    InvalidInput,
-    ResilientError,
-    ValidationFailed,
-)
-
-
-def _seconds_until(iso: str | None) -> int:
-    if not iso:
-        return 1
-    return max(1, math.ceil((datetime.fromisoformat(iso) - timezone.now()).total_seconds()))
-
+from jobs import errors, metrics
 
 # Error codes folded into one rejection reason for the metrics.
 REJECTION_REASONS = {"parse_error": "invalid", "invalid": "invalid"}
@@ -37,27 +19,25 @@ def exception_handler(exc, context):
     response = _handle(exc, context)
     view = context.get("view")
     if response is not None and getattr(view, "is_submission", lambda: False)():
-        code = response.data.get("code", "invalid") if isinstance(response.data, dict) else "invalid"
-        metrics.submission_rejected(reason=REJECTION_REASONS.get(code, code))
+        metrics.submission_rejected(reason=_rejection_reason(response))
     return response
 
 
+def _rejection_reason(response: Response) -> str:
+    code = response.data.get("code") if isinstance(response.data, dict) else None
+    if not isinstance(code, str):  # field errors: {field: [message]}, even for a field named "code"
+        return "invalid"
+    return REJECTION_REASONS.get(code, code.lower())  # CIRCUIT_OPEN -> circuit_open
+
+
 def _handle(exc, context):
-    if isinstance(exc, InvalidInput):
-        return Response({exc.field: [exc.message]}, status=status.HTTP_400_BAD_REQUEST)
-    if isinstance(exc, IllegalTransition):
-        return Response(
-            {"detail": str(exc), "code": exc.default_code, "status": exc.status},
-            status=exc.status_code,
-        )
-    if isinstance(exc, CircuitOpen | ValidationFailed):
-        # The write-up's shape: {"code": "CIRCUIT_OPEN" | "VALIDATION_ERROR", "error": ...}.
-        response = Response({"code": exc.default_code, "error": str(exc), "detail": str(exc)}, status=exc.status_code)
-        if isinstance(exc, CircuitOpen):
-            response["Retry-After"] = str(_seconds_until(exc.retry_at))
+    payload = errors.error_describe(error=exc)
+    if payload is not None:
+        response = Response(errors.error_http_body(payload=payload), status=payload.http_status)
+        retry_after = errors.error_http_retry_after(payload=payload)
+        if retry_after is not None:
+            response["Retry-After"] = str(retry_after)
         return response
-    if isinstance(exc, ResilientError):
-        return Response({"detail": str(exc), "code": exc.default_code}, status=exc.status_code)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             {"detail": "request body too large", "code": "too_large"},

@@ -33,7 +33,7 @@ def test_only_pending_matching_jobs_change_each_with_an_event():
 
 
 def test_too_large_a_selection_is_refused_and_nothing_changes(monkeypatch):
-    monkeypatch.setattr(services, "BULK_REPRIORITISE_LIMIT", 2)
+    monkeypatch.setattr(services.bulk, "BULK_REPRIORITISE_LIMIT", 2)
     make(3, priority=1)
     for dry_run in (True, False):
         with pytest.raises(InvalidInput) as exc:

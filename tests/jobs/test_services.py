@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 ACTOR = "user:op"
 
-# What each action may start from, and where it leads (DESIGN.md "Domain").
+# What each action may start from, and where it leads (docs/api.md "Shapes").
 LEGAL = {
     "cancel": {JobStatus.PENDING: JobStatus.CANCELLED, JobStatus.FAILED: JobStatus.CANCELLED},
     "retry": {JobStatus.FAILED: JobStatus.PENDING, JobStatus.CANCELLED: JobStatus.PENDING},

@@ -1,4 +1,4 @@
-"""The jobs REST API: the contract of DESIGN.md, over DRF's real request cycle."""
+"""The jobs REST API: the contract of docs/api.md, over DRF's real request cycle."""
 
 from __future__ import annotations
 
