@@ -1,12 +1,7 @@
-"""The ``jobs`` channel consumer: turns wake-up messages into a runner wake-up. Nothing else."""
+"""The ``jobs`` channel consumer, at the path the ASGI routing imports (it lives in ``jobs.worker.consumer``)."""
 
 from __future__ import annotations
 
-from channels.consumer import AsyncConsumer
+from jobs.worker.consumer import JobWakeConsumer
 
-from jobs import worker
-
-
-class JobWakeConsumer(AsyncConsumer):
-    async def jobs_wake(self, message: dict) -> None:
-        worker.wake_all()
+__all__ = ["JobWakeConsumer"]

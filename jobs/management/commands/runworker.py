@@ -2,7 +2,7 @@
 
 from channels.management.commands import runworker
 
-from jobs.runtime import JobsWorker, keep_worker_connections
+from jobs.worker.service import JobsWorker, keep_worker_connections
 
 
 class Command(runworker.Command):

@@ -17,7 +17,7 @@ from django.db import connection
 from twisted.internet import reactor
 
 from jobs.notify import JOBS_CHANNEL
-from jobs.runtime import STOP_SIGNALS, JobsWorker, keep_worker_connections
+from jobs.worker.service import STOP_SIGNALS, JobsWorker, keep_worker_connections
 from resilient import daphne_server
 
 log = logging.getLogger("resilient.serve")

@@ -48,3 +48,7 @@ def submit(dependency: str, priority: int = 0) -> Job:
 
 def claim(worker: str = "w1", now: float = 0) -> Job | None:
     return queue.job_claim_next(worker_id=worker, now=at(now))
+
+
+def claim_with_trial(worker: str = "w1", now: float = 0) -> queue.Claim | None:
+    return queue.claim_next(worker_id=worker, now=at(now))

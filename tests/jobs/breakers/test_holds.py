@@ -8,7 +8,7 @@ from jobs import breakers, queue
 from jobs.breakers import Decision, Outcome
 from jobs.exceptions import CircuitOpen
 from jobs.models import EventKind, Job, JobEvent, JobStatus
-from tests.jobs.breakers.svc import SVC, at, claim, record, row, submit, trip
+from tests.jobs.breakers.svc import SVC, at, claim, claim_with_trial, record, row, submit, trip
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("svc_config")]
 
@@ -25,8 +25,9 @@ def test_held_jobs_stay_pending_while_other_dependencies_flow():
         assert job.status == JobStatus.PENDING and job.attempts == 0
         assert JobEvent.objects.filter(job=job, kind=EventKind.HELD).count() == 1
     # Another failure (a late call) and a reopen are the same open period: no second held event.
-    trial = claim(now=10)
-    assert trial.seq == held[0].seq and trial.breaker_trial
+    got = claim_with_trial(now=10)
+    trial = got.job
+    assert trial.seq == held[0].seq and got.trial
     record(Outcome.FAILURE, now=10, admission=breakers.Admission(dependency=SVC, owner="w1", trial=True, job_seq=trial.seq))
     assert JobEvent.objects.filter(kind=EventKind.HELD).count() == 3
 
@@ -34,8 +35,9 @@ def test_held_jobs_stay_pending_while_other_dependencies_flow():
 def test_half_open_hands_out_exactly_one_trial_its_top_job_then_drains_in_pop_order():
     jobs = [submit(SVC, priority=p) for p in (1, 5, 3)]
     trip(now=0)
-    trial = claim("w1", now=10)
-    assert trial.seq == jobs[1].seq and trial.breaker_trial
+    got = claim_with_trial("w1", now=10)
+    trial = got.job
+    assert trial.seq == jobs[1].seq and got.trial
     assert claim("w2", now=10) is None, "one trial at a time"
     assert row().trial_job == trial.seq
     admission = breakers.breaker_admit(name=SVC, owner="w1", job_seq=trial.seq, now=at(10))
@@ -51,11 +53,10 @@ def test_a_job_claimed_just_before_the_trip_is_rejected_at_admission():
     trip(now=0)
     with pytest.raises(CircuitOpen):
         breakers.breaker_admit(name=SVC, owner="w1", job_seq=job.seq, now=at(1))
-    held = {"dependency": SVC, "why": "open"}
-    assert queue.job_release(job=claimed, worker_id="w1", reason="breaker open", held=held)
+    assert queue.job_release(job=claimed, worker_id="w1", reason="breaker open")
     job.refresh_from_db()
     assert job.status == JobStatus.PENDING and job.attempts == 0
-    assert list(job.events.values_list("kind", flat=True))[-2:] == [EventKind.RELEASED, EventKind.HELD]
+    assert list(job.events.values_list("kind", flat=True))[-1] == EventKind.RELEASED
 
 
 def test_forced_open_holds_and_release_drains():
@@ -85,7 +86,7 @@ def test_a_job_held_at_the_trip_and_released_by_a_racing_claim_is_held_once():
     with pytest.raises(CircuitOpen) as info:
         breakers.breaker_admit(name=SVC, owner="w1", job_seq=job.seq, now=at(1))
     assert info.value.held_since == at(0)
-    queue.job_release(job=job, worker_id="w1", reason="open", held={"why": "open"}, held_since=info.value.held_since)
+    queue.job_release(job=job, worker_id="w1", reason="open")
     assert JobEvent.objects.filter(job=job, kind=EventKind.HELD).count() == 1
 
 
@@ -106,8 +107,8 @@ def test_the_trial_waits_its_turn_in_pop_order():
     trial_job = submit(SVC, priority=2)
     first = submit("other", priority=5)
     trip(now=0)
-    got = claim(now=10)
-    assert got.seq == first.seq and not got.breaker_trial
+    got = claim_with_trial(now=10)
+    assert got.job.seq == first.seq and not got.trial
     assert row().state == "open", "no trial lease taken for a job that was not claimed"
-    got = claim(now=10)
-    assert got.seq == trial_job.seq and got.breaker_trial
+    got = claim_with_trial(now=10)
+    assert got.job.seq == trial_job.seq and got.trial

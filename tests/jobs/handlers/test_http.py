@@ -382,7 +382,7 @@ async def test_what_the_worker_stores_never_holds_a_dependency_header(allowed):
 
     from jobs import services
     from jobs.models import JobEvent
-    from tests.jobs.test_worker import run_until_done
+    from tests.jobs.worker.test_runner import run_until_done
 
     deps = {"billing": {"base_url": local(allowed, "/api/"), "headers": {"Authorization": SECRET}}}
     fast = {"HTTP_ALLOWED_HOSTS": ["localhost"], "DEPENDENCIES": deps, "POLL_INTERVAL": 0.05}

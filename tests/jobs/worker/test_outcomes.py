@@ -9,10 +9,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs import outcomes, queue, services
+from jobs import queue, services
 from jobs.exceptions import DependencyFailure, PermanentJobFailure
 from jobs.models import Breaker, BreakerEvent, EventKind, Job, JobStatus
-from jobs.outcomes import Attempt
+from jobs.worker import outcomes
+from jobs.worker.outcomes import Attempt
 
 pytestmark = pytest.mark.django_db
 
@@ -56,13 +57,13 @@ def test_claim_honours_run_after_and_excluded_dependencies():
 
 def test_claim_takes_up_to_limit_in_pop_order_each_with_its_event():
     jobs = [submit(p) for p in (0, 7, 3, 7, -2)]
-    claimed = queue.jobs_claim(worker_id="w", limit=3)
-    assert [j.seq for j in claimed] == [jobs[1].seq, jobs[3].seq, jobs[2].seq]
-    for job in claimed:
-        row = Job.objects.get(seq=job.seq)
+    claims = queue.claims_take(worker_id="w", limit=3)
+    assert [c.job.seq for c in claims] == [jobs[1].seq, jobs[3].seq, jobs[2].seq]
+    for claim in claims:
+        job, row = claim.job, Job.objects.get(seq=claim.job.seq)
         assert row.status == JobStatus.RUNNING and row.lease_owner == "w" and row.started_at is not None
         assert event_kinds(row) == [EventKind.SUBMITTED, EventKind.CLAIMED]
-        assert job.payload == {} and job.kind == "noop" and job.uuid == row.uuid and not job.breaker_trial
+        assert job.payload == {} and job.kind == "noop" and job.uuid == row.uuid and not claim.trial
     assert [j.seq for j in queue.jobs_claim(worker_id="w", limit=10)] == [jobs[0].seq, jobs[4].seq]
     assert queue.jobs_claim(worker_id="w", limit=10) == []
 
@@ -77,7 +78,7 @@ def test_record_and_claim_stores_every_outcome_and_claims_the_freed_slots_togeth
     lost, following = outcomes.record_and_claim(
         worker_id="w", finished=[finished(first[0], {"n": 0}), finished(first[1], {"n": 1})], want=2
     )
-    assert lost == [] and [j.seq for j in following] == [jobs[2].seq, jobs[3].seq]
+    assert lost == [] and [c.job.seq for c in following] == [jobs[2].seq, jobs[3].seq]
     for n, job in enumerate(first):
         row = Job.objects.get(seq=job.seq)
         assert row.status == JobStatus.SUCCEEDED and row.result == {"n": n} and row.attempts == 1

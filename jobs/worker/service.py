@@ -13,7 +13,7 @@ from channels.worker import Worker
 from django.db import connections
 
 from jobs import conf
-from jobs.worker import JobRunner
+from jobs.worker.runner import JobRunner
 
 log = logging.getLogger("resilient.worker")
 

@@ -28,11 +28,12 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from jobs import breakers, conf, notify, outcomes, queue, workers
+from jobs import breakers, conf, notify, queue
 from jobs.handlers import registry
 from jobs.handlers.registry import JobContext
 from jobs.models import Job
-from jobs.outcomes import Attempt
+from jobs.worker import heartbeats, outcomes
+from jobs.worker.outcomes import Attempt
 
 log = logging.getLogger("resilient.worker")
 
@@ -46,10 +47,13 @@ def wake_all() -> None:
 
 
 def new_worker_id() -> str:
+    """``host:pid:random``: unique per runner, and says where it runs."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class JobRunner:
+    """Runs claimed jobs, up to ``concurrency`` at once, until ``request_stop()``."""
+
     def __init__(
         self,
         *,
@@ -69,7 +73,8 @@ class JobRunner:
         self._grace_over = False
         self._releases: set[asyncio.Task] = set()  # hand-backs of jobs cancelled before they ran
         self._stopping = asyncio.Event()
-        self._running: dict[int, tuple[Job, asyncio.Task]] = {}
+        self._running: dict[int, tuple[queue.Claim, asyncio.Task]] = {}
+        self._handed_back: set[int] = set()  # seqs whose cancelled attempt already released the job
         self._finished: list[Attempt] = []
         self._hint: asyncio.Task | None = None  # the dashboard hint being sent
         self._hint_again = False  # a trip committed while it was being sent
@@ -121,7 +126,7 @@ class JobRunner:
             self._threads.shutdown(wait=False, cancel_futures=True)
             _runners.discard(self)
             try:
-                await database_sync_to_async(workers.worker_forget)(worker_id=self.worker_id)
+                await database_sync_to_async(heartbeats.worker_forget)(worker_id=self.worker_id)
             except Exception:
                 log.warning("worker %s: could not delete its heartbeat", self.worker_id, exc_info=True)
             log.info("worker %s stopped", self.worker_id)
@@ -161,8 +166,8 @@ class JobRunner:
                 claimed = await self._trip(finished, free)
                 if free and len(claimed) < free and self._wakes == wakes:
                     self._woken = False  # the queue had no more for us: wait for a wake-up or the poll
-                for job in claimed:
-                    self._start(job)
+                for claim in claimed:
+                    self._start(claim)
             if self.stopping and not self._running and not self._finished:
                 return
             if self._finished or (self._woken and not self.stopping and len(self._running) < self.concurrency):
@@ -187,7 +192,7 @@ class JobRunner:
             self._woken = True
             self._next_poll = now + self.poll_interval
 
-    async def _trip(self, finished: list[Attempt], free: int) -> list[Job]:
+    async def _trip(self, finished: list[Attempt], free: int) -> list[queue.Claim]:
         """One transaction: record ``finished``, claim up to ``free`` jobs. Never raises."""
         try:
             claimed, hinted = await database_sync_to_async(self._record_and_claim)(finished, free)
@@ -205,7 +210,7 @@ class JobRunner:
         self._woken = False  # back off until the next poll
         return []
 
-    def _record_and_claim(self, finished: list[Attempt], free: int) -> tuple[list[Job], bool]:
+    def _record_and_claim(self, finished: list[Attempt], free: int) -> tuple[list[queue.Claim], bool]:
         with notify.dashboard_hints_collected() as hints:
             _, claimed = outcomes.record_and_claim(worker_id=self.worker_id, finished=finished, want=free)
         return claimed, bool(hints)
@@ -225,19 +230,21 @@ class JobRunner:
             if not self._hint_again:
                 return
 
-    def _start(self, job: Job) -> None:
-        execution = asyncio.create_task(self._attempt(job))
-        execution.add_done_callback(lambda task, job=job: self._attempt_done(job, task))
-        self._running[job.seq] = (job, execution)
+    def _start(self, claim: queue.Claim) -> None:
+        execution = asyncio.create_task(self._attempt(claim))
+        execution.add_done_callback(lambda task, claim=claim: self._attempt_done(claim, task))
+        self._running[claim.job.seq] = (claim, execution)
         if self._grace_over:  # claimed by a trip that was in flight when the grace ran out
             execution.cancel()
 
-    def _attempt_done(self, job: Job, execution: asyncio.Task) -> None:
-        self._running.pop(job.seq, None)
+    def _attempt_done(self, claim: queue.Claim, execution: asyncio.Task) -> None:
+        self._running.pop(claim.job.seq, None)
         self._kick.set()
-        if execution.cancelled() and not getattr(job, "handed_back", False):
+        handed_back = claim.job.seq in self._handed_back
+        self._handed_back.discard(claim.job.seq)
+        if execution.cancelled() and not handed_back:
             # Cancelled before its first step: _attempt never ran, so hand the job back here.
-            release = asyncio.create_task(database_sync_to_async(self._release_on_shutdown)(job))
+            release = asyncio.create_task(database_sync_to_async(self._release_on_shutdown)(claim))
             self._releases.add(release)
             release.add_done_callback(self._releases.discard)
 
@@ -246,7 +253,7 @@ class JobRunner:
         lease) to the queue, and lift breaker overrides whose TTL has passed."""
         while True:
             try:
-                await database_sync_to_async(workers.worker_heartbeat)(
+                await database_sync_to_async(heartbeats.worker_heartbeat)(
                     worker_id=self.worker_id, hostname=self.hostname, pid=os.getpid(), started_at=self.started_at
                 )
             except Exception:
@@ -270,40 +277,44 @@ class JobRunner:
         warned: set[int] = set()
         while True:
             await asyncio.sleep(interval)
-            held = {seq: job for seq, (job, _) in self._running.items()}
-            held.update({a.job.seq: a.job for a in self._finished})  # finished, not yet recorded
+            held = {seq: (claim.job, claim.trial) for seq, (claim, _) in self._running.items()}
+            held.update({a.job.seq: (a.job, a.trial) for a in self._finished})  # finished, not yet recorded
             try:
                 lost = await database_sync_to_async(queue.jobs_renew_leases)(seqs=list(held), worker_id=self.worker_id)
-                for job in held.values():
-                    if getattr(job, "breaker_trial", False):
+                for job, trial in held.values():
+                    if trial:
                         await database_sync_to_async(breakers.trial_renew)(name=job.dependency, owner=self.worker_id)
             except Exception:
                 log.exception("worker %s: lease renewal failed", self.worker_id)
                 continue
             for seq in lost - warned:
-                log.warning("job %s: lease lost; its outcome will be discarded", held[seq].short_id)
+                log.warning("job %s: lease lost; its outcome will be discarded", held[seq][0].short_id)
             warned = (warned | lost) & set(held)
 
     # --- one job ---------------------------------------------------------------------------
 
-    async def _attempt(self, job: Job) -> None:
-        """Run ``job``'s handler and queue its outcome for the dispatcher to record."""
+    async def _attempt(self, claim: queue.Claim) -> None:
+        """Run the claimed job's handler and queue its outcome for the dispatcher to record."""
+        job = claim.job
         started = time.monotonic()
         try:
             result, error = await self._call_handler(job), None
         except asyncio.CancelledError:
-            job.handed_back = True
-            await database_sync_to_async(self._release_on_shutdown)(job)
+            self._handed_back.add(job.seq)
+            await database_sync_to_async(self._release_on_shutdown)(claim)
             raise
         except Exception as exc:  # noqa: BLE001 - any handler error is an outcome to record
             result, error = None, exc
         self._running.pop(job.seq, None)  # before the outcome is queued: its slot is free for the trip
-        self._finished.append(Attempt(job=job, result=result, error=error, duration=time.monotonic() - started))
+        self._finished.append(
+            Attempt(job=job, result=result, error=error, duration=time.monotonic() - started, trial=claim.trial)
+        )
 
-    def _release_on_shutdown(self, job: Job) -> None:
+    def _release_on_shutdown(self, claim: queue.Claim) -> None:
+        job = claim.job
         queue.job_release(job=job, worker_id=self.worker_id, reason="worker shut down before the job finished")
         log.info("job %s released on shutdown", job.short_id)
-        if not getattr(job, "breaker_trial", False):
+        if not claim.trial:
             return
         try:  # a trial cut short gives no verdict: free its lease for the next trial
             admission = breakers.Admission(dependency=job.dependency, owner=self.worker_id, trial=True, job_seq=job.seq)

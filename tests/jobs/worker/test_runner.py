@@ -20,8 +20,8 @@ from jobs.exceptions import InvalidInput
 from jobs.handlers.registry import handler
 from jobs.models import EventKind, Job, JobEvent, JobStatus
 from jobs.notify import JOBS_CHANNEL
-from jobs.runtime import JobsWorker
 from jobs.worker import JobRunner
+from jobs.worker.service import JobsWorker
 from tests.downstream import Downstream
 from tests.layer import messages_received
 

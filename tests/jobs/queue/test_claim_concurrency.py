@@ -23,7 +23,7 @@ from jobs.models import EventKind, Job, JobEvent, JobStatus
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PROCESSES = 4
 JOBS = 2_000
 
@@ -70,7 +70,7 @@ def test_four_processes_claim_every_job_exactly_once(postgres):
     env.pop("REDIS_URL", None)  # claims send no wake-ups; keep the processes to the database
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.jobs.claimer", f"claimer-{i}"],
+            [sys.executable, "-m", "tests.jobs.queue.claimer", f"claimer-{i}"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,
