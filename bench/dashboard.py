@@ -86,13 +86,13 @@ def _fill(pending: int) -> None:
             ago = "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || (g.i %% 600) || ' seconds')"
             now = "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')"
         columns = ("uuid, kind, payload, dependency, priority, status, attempts, max_attempts, run_after, "
-                   "lease_owner, last_error, created_at, updated_at, started_at, finished_at")
+                   "lease_owner, last_error, created_at, updated_at, started_at, finished_at, idempotency_fingerprint")
 
         def insert(count: int, status: str, finished: str, error: str = "") -> None:
             cur.execute(
                 f"INSERT INTO jobs_job ({columns}) SELECT {uuid}, 'noop', '{{}}', "
                 f"CASE WHEN g.i %% 3 = 0 THEN 'default' ELSE 'local' END, (g.i %% 201) - 100, '{status}', "
-                f"0, 5, {now}, '', '{error}', {now}, {now}, {finished}, {finished} {series}",
+                f"0, 5, {now}, '', '{error}', {now}, {now}, {finished}, {finished}, '' {series}",
                 [count],
             )
 

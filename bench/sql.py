@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 COLUMNS = (
     "uuid, kind, payload, dependency, priority, status, attempts, max_attempts, run_after, "
-    "lease_owner, last_error, created_at, updated_at"
+    "lease_owner, last_error, created_at, updated_at, idempotency_fingerprint"
 )
 
 
@@ -34,13 +34,13 @@ def fill_sql(db_vendor: str, *, mixed_priorities: bool) -> str:
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?) "
             f"INSERT INTO jobs_job ({COLUMNS}) "
             f"SELECT lower(hex(randomblob(16))), 'noop', '{{}}', 'local', {prio}, 'pending', 0, 5, "
-            "?, '', '', ?, ? FROM c"
+            "?, '', '', ?, ?, '' FROM c"
         )
     prio = "(g %% 3) - 1" if mixed_priorities else "0"
     return (
         f"INSERT INTO jobs_job ({COLUMNS}) "
         f"SELECT gen_random_uuid(), 'noop', '{{}}'::jsonb, 'local', {prio}, 'pending', 0, 5, "
-        "now(), '', '', now(), now() FROM generate_series(1, %s) g"
+        "now(), '', '', now(), now(), '' FROM generate_series(1, %s) g"
     )
 
 
