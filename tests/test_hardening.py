@@ -14,7 +14,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from jobs.models import Job
-from tests import subproc
+from tests.support import processes
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +35,12 @@ def fresh_cache():
 
 
 def manage(*args: str, **environ: str) -> subprocess.CompletedProcess:
-    env = subproc.env(**environ)
+    env = processes.subprocess_env(**environ)
     for name in ("SECRET_KEY", "DEBUG", "RESILIENT_HTTPS"):
         if environ.get(name) is None:
             env.pop(name, None)
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=subproc.ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args], cwd=processes.ROOT, env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -79,7 +79,7 @@ print("hsts", r.get("Strict-Transport-Security"))
 
 @pytest.mark.django_db(transaction=True)
 def test_https_mode_redirects_sends_hsts_and_spares_the_probes():
-    done = subproc.run_python(HTTPS_PROBE, environ=subproc.env(**PRODUCTION))
+    done = processes.run_python(HTTPS_PROBE, environ=processes.subprocess_env(**PRODUCTION))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert "/api/queue/ 301 https://resilient.example.com/api/queue/" in lines
