@@ -11,4 +11,4 @@ from resilient.settings import *  # noqa: E402,F403
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 
 # Django's default 1,000,000 PBKDF2 iterations cost ~1.5 s per created user on this machine.
-PASSWORD_HASHERS = ["tests.hashers.FastPBKDF2PasswordHasher"]
+PASSWORD_HASHERS = ["tests.support.hashers.FastPBKDF2PasswordHasher"]

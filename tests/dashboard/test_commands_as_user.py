@@ -9,7 +9,7 @@ from django.test import Client, override_settings
 
 from jobs import services
 from jobs.models import EventKind, Job, JobEvent, JobStatus
-from tests.dashboard.sockets import command, open_dashboard
+from tests.support.dashboard_socket import command, open_dashboard
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Permission
 from dashboard import broadcasting, snapshot
 from jobs import breakers, queue, services
 from jobs.models import Breaker, BreakerEvent, Job, JobEvent, JobStatus
-from tests.dashboard.sockets import (
+from tests.support.dashboard_socket import (
     HOST,
     command,
     connect,

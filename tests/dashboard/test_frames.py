@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from dashboard import frames
 from jobs import jsonio
 from jobs.models import BreakerEvent, Job
-from tests.dashboard.sockets import command, next_reply, open_dashboard
+from tests.support.dashboard_socket import command, next_reply, open_dashboard
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -20,7 +20,7 @@ from jobs import services
 from jobs.exceptions import ResilientError
 from jobs.models import Breaker, BreakerEvent, Job
 from tests.dashboard.conftest import view_all_jobs_permission
-from tests.dashboard.sockets import (
+from tests.support.dashboard_socket import (
     closed_with,
     command,
     connect,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from tests.dashboard.sockets import connect
+from tests.support.dashboard_socket import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -89,7 +89,7 @@ def test_a_base_url_with_userinfo_from_the_old_variables_is_refused(monkeypatch)
 
 def test_a_bad_configuration_stops_a_process_at_start_up():
     """Every process (web, worker, manage.py) refuses to start, naming the dependency and key."""
-    from tests.processes import ROOT
+    from tests.support.processes import ROOT
 
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(SECRET_KEY="start-up-check", DJANGO_SETTINGS_MODULE="resilient.settings",

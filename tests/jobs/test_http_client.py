@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from jobs import http
-from tests.downstream import Downstream
+from tests.support.downstream import Downstream
 
 TIMEOUT = (2.0, 2.0)
 

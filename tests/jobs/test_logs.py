@@ -12,7 +12,7 @@ from django.utils import timezone
 from jobs import breakers, logs, queue, services
 from jobs.breakers import Outcome
 from jobs.models import BreakerEvent, BreakerEventKind, Job
-from tests import subproc
+from tests.support import processes
 
 pytestmark = pytest.mark.django_db
 
@@ -149,9 +149,9 @@ def test_a_job_submitted_behind_an_open_breaker_logs_held(caplog):
 
 @pytest.mark.django_db(transaction=True)
 def test_log_format_json_writes_one_json_object_per_line():
-    done = subproc.run_python(
+    done = processes.run_python(
         'from jobs import services\nservices.job_submit(kind="noop", priority=4)\n',
-        environ=subproc.env(LOG_FORMAT="json"),
+        environ=processes.subprocess_env(LOG_FORMAT="json"),
     )
     assert done.returncode == 0, done.stderr
     entries = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
@@ -161,6 +161,6 @@ def test_log_format_json_writes_one_json_object_per_line():
 
 
 def test_an_unknown_log_format_refuses_to_start():
-    done = subproc.run_python("", environ=subproc.env(LOG_FORMAT="xml"))
+    done = processes.run_python("", environ=processes.subprocess_env(LOG_FORMAT="xml"))
     assert done.returncode != 0
     assert "LOG_FORMAT must be 'plain' or 'json', not 'xml'" in done.stderr

@@ -10,7 +10,7 @@ from django.test import override_settings
 from jobs import services
 from jobs.models import Job
 from jobs.notify import JOBS_CHANNEL
-from tests.layer import messages_received
+from tests.support.channel_layer import messages_received
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import Process, free_port, start_serve
+from tests.support.processes import Process, free_port, start_serve
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

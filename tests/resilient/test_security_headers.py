@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
-from tests.processes import free_port, start_serve
+from tests.support.processes import free_port, start_serve
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from jobs import breakers
 from jobs.breakers import Outcome
 from jobs.models import Breaker, BreakerEvent, Job
-from tests.stub_server import StubServer
+from tests.support.downstream import Downstream
 
 pytestmark = pytest.mark.django_db
 
@@ -151,8 +151,8 @@ def test_schema_says_an_override_ttl_must_be_more_than_zero_as_the_service_does(
 
 @pytest.fixture
 def validator(monkeypatch):
-    with StubServer() as stub:
-        monkeypatch.setenv("VALIDATION_URL", stub.url + "/validate")
+    with Downstream() as stub:
+        monkeypatch.setenv("VALIDATION_URL", stub.url("/validate"))
         yield stub
 
 

@@ -13,8 +13,8 @@ import pytest
 
 from jobs import breakers, services
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind, EventKind, Job, JobEvent
-from tests.procs import PYTHON, ROOT, child_env
-from tests.stub_server import StubServer
+from tests.support.downstream import Downstream
+from tests.support.processes import PYTHON, ROOT, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -43,8 +43,8 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> obje
 
 
 @pytest.fixture
-def stub() -> Iterator[StubServer]:
-    with StubServer() as server:
+def stub() -> Iterator[Downstream]:
+    with Downstream() as server:
         yield server
 
 
@@ -56,7 +56,7 @@ def workers(tmp_path):
         for _ in range(count):
             log = open(tmp_path / f"worker{len(started)}.log", "w")  # noqa: SIM115 - closed below
             proc = subprocess.Popen(
-                [PYTHON, "manage.py", "runworker", "jobs"], cwd=ROOT, env=child_env(**WORKER_ENV),
+                [PYTHON, "manage.py", "runworker", "jobs"], cwd=ROOT, env=subprocess_env(**WORKER_ENV),
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
             started.append((proc, log))
@@ -77,9 +77,9 @@ def workers(tmp_path):
             print(path.read_text())
 
 
-def submit_http(stub: StubServer, path: str, *, priority: int = 0, max_attempts: int = 20) -> Job:
+def submit_http(stub: Downstream, path: str, *, priority: int = 0, max_attempts: int = 20) -> Job:
     job, _ = services.job_submit(
-        kind="http", payload={"url": f"{stub.url}{path}"}, priority=priority, max_attempts=max_attempts
+        kind="http", payload={"url": stub.url(path)}, priority=priority, max_attempts=max_attempts
     )
     return job
 

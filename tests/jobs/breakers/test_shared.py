@@ -11,14 +11,14 @@ from django.utils import timezone
 
 from jobs import breakers
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind
-from tests.procs import PYTHON, ROOT, child_env
+from tests.support.processes import PYTHON, ROOT, subprocess_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 
 def run(*commands: str, env: dict | None = None, timeout: float = 60) -> list[str]:
     out = subprocess.run(
-        [PYTHON, "-m", "tests.breaker_proc", *commands], cwd=ROOT, env=env or child_env(),
+        [PYTHON, "-m", "tests.support.breaker_process", *commands], cwd=ROOT, env=env or subprocess_env(),
         capture_output=True, text=True, timeout=timeout,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -27,7 +27,7 @@ def run(*commands: str, env: dict | None = None, timeout: float = 60) -> list[st
 
 def start(*commands: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [PYTHON, "-m", "tests.breaker_proc", *commands], cwd=ROOT, env=env or child_env(),
+        [PYTHON, "-m", "tests.support.breaker_process", *commands], cwd=ROOT, env=env or subprocess_env(),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -58,7 +58,7 @@ def test_an_override_made_in_one_process_is_honoured_by_another():
 
 
 def test_concurrent_failures_from_two_processes_lose_no_update():
-    env = child_env(RESILIENT_BREAKER_FAILURE_THRESHOLD="100000")
+    env = subprocess_env(RESILIENT_BREAKER_FAILURE_THRESHOLD="100000")
     go = f"wait-until:{time.time() + 4}"
     procs = [start(go, "fail:default:150", env=env) for _ in range(2)]
     for proc in procs:

@@ -20,7 +20,7 @@ from jobs.exceptions import DependencyFailure, InvalidInput, PermanentJobFailure
 from jobs.handlers import builtin, http_payload
 from jobs.handlers.registry import JobContext
 from jobs.models import Job
-from tests.downstream import Downstream
+from tests.support.downstream import Downstream
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from jobs import workers
 from jobs.models import WorkerHeartbeat
 from jobs.ops import health
 from jobs.worker import JobRunner
-from tests import subproc
+from tests.support import processes
 
 
 def closed_port() -> int:
@@ -138,9 +138,9 @@ print(response.content.decode())
 
 def readyz_in_a_process(database_url: str) -> tuple[str, dict]:
     """/readyz answered by a fresh process on ``database_url`` (no Redis): (status, report)."""
-    env = subproc.env(DATABASE_URL=database_url, LOG_LEVEL="CRITICAL")
+    env = processes.subprocess_env(DATABASE_URL=database_url, LOG_LEVEL="CRITICAL")
     env.pop("REDIS_URL", None)
-    done = subproc.run_python(READYZ, environ=env)
+    done = processes.run_python(READYZ, environ=env)
     assert done.returncode == 0, done.stderr
     status, body = done.stdout.splitlines()[-2:]
     return status, json.loads(body)
@@ -170,8 +170,8 @@ def test_readyz_on_a_database_never_migrated_is_503_not_500(tmp_path):
 def test_readyz_names_the_channel_layer_when_redis_is_down():
     beat()
     port = closed_port()
-    env = subproc.env(REDIS_URL=f"redis://127.0.0.1:{port}/0", LOG_LEVEL="CRITICAL")
-    done = subproc.run_python(READYZ, environ=env)
+    env = processes.subprocess_env(REDIS_URL=f"redis://127.0.0.1:{port}/0", LOG_LEVEL="CRITICAL")
+    done = processes.run_python(READYZ, environ=env)
     assert done.returncode == 0, done.stderr
     status, body = done.stdout.splitlines()[-2:]
     report = json.loads(body)

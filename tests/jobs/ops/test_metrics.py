@@ -16,8 +16,8 @@ from jobs import breakers, dependencies, queue, selectors, services, workers
 from jobs.breakers import Outcome
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
 from jobs.ops import metrics
-from tests import subproc
 from tests.jobs.ops.test_health import closed_port
+from tests.support import processes
 
 
 def scrape(client, **headers) -> dict[str, dict[tuple, float]]:
@@ -141,8 +141,8 @@ print("ok")
 @pytest.mark.django_db(transaction=True)
 def test_two_writer_processes_and_the_scrape_agree_with_the_database(client):
     procs = [
-        subproc.start_python(WRITER.format(n=40, done=10, name="p1")),
-        subproc.start_python(WRITER.format(n=25, done=5, name="p2")),
+        processes.start_python(WRITER.format(n=40, done=10, name="p1")),
+        processes.start_python(WRITER.format(n=25, done=5, name="p2")),
     ]
     for proc in procs:
         out, err = proc.communicate(timeout=120)
@@ -172,12 +172,12 @@ print(Client(HTTP_HOST="localhost").get("/metrics").content.decode())
 @pytest.mark.django_db(transaction=True)
 def test_multiprocess_mode_sums_rejections_across_processes(tmp_path, user):
     token = Token.objects.create(user=user).key
-    env = subproc.env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
-    procs = [subproc.start_python(REJECTER.format(token=token, n=n), environ=env) for n in (3, 4)]
+    env = processes.subprocess_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    procs = [processes.start_python(REJECTER.format(token=token, n=n), environ=env) for n in (3, 4)]
     for proc in procs:
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    done = subproc.run_python(SCRAPER, environ=env)
+    done = processes.run_python(SCRAPER, environ=env)
     assert done.returncode == 0, done.stderr
     m = parse(done.stdout)
     assert m["resilient_submissions_rejected_total"][key(reason="invalid")] == 7
@@ -186,8 +186,8 @@ def test_multiprocess_mode_sums_rejections_across_processes(tmp_path, user):
 
 def test_metrics_say_the_database_is_down_instead_of_failing():
     port = closed_port()
-    env = subproc.env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/resilient")
-    done = subproc.run_python(SCRAPER, environ=env)
+    env = processes.subprocess_env(DATABASE_URL=f"postgres://postgres@127.0.0.1:{port}/resilient")
+    done = processes.run_python(SCRAPER, environ=env)
     assert done.returncode == 0, done.stderr
     m = parse(done.stdout)
     assert m["resilient_database_up"][()] == 0
@@ -270,7 +270,7 @@ print("ok")
 @pytest.mark.django_db(transaction=True)
 def test_a_breaker_tripped_by_another_process_shows_in_the_scrape(client):
     assert breaker_gauges(scrape(client), "resilient_breaker_state", "default")["closed"] == 1
-    done = subproc.run_python(TRIPPER)
+    done = processes.run_python(TRIPPER)
     assert done.returncode == 0, done.stderr
     m = scrape(client)
     assert breaker_gauges(m, "resilient_breaker_state", "default") == {"closed": 0, "open": 1, "half-open": 0}

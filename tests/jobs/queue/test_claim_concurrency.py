@@ -70,7 +70,7 @@ def test_four_processes_claim_every_job_exactly_once(postgres):
     env.pop("REDIS_URL", None)  # claims send no wake-ups; keep the processes to the database
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.jobs.queue.claimer", f"claimer-{i}"],
+            [sys.executable, "-m", "tests.support.claim_process", f"claimer-{i}"],
             cwd=ROOT,
             env=env,
             stdin=subprocess.PIPE,

@@ -22,8 +22,8 @@ from jobs.models import EventKind, Job, JobEvent, JobStatus
 from jobs.notify import JOBS_CHANNEL
 from jobs.worker import JobRunner
 from jobs.worker.service import JobsWorker
-from tests.downstream import Downstream
-from tests.layer import messages_received
+from tests.support.channel_layer import messages_received
+from tests.support.downstream import Downstream
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

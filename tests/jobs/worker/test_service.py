@@ -12,7 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from jobs import services
 from jobs.models import EventKind, Job, JobEvent, JobStatus
-from tests.processes import free_port, start_serve, start_worker, wait_until
+from tests.support.processes import free_port, start_serve, start_worker, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

@@ -18,7 +18,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from jobs import dependencies, services
-from tests.stub_server import StubServer
+from tests.support.downstream import Downstream
 
 MAX_EXAMPLES = int(os.environ.get("RESILIENT_FUZZ_EXAMPLES", "25"))
 
@@ -80,8 +80,8 @@ def test_api_conforms_to_its_schema(case, token, job):
 @pytest.mark.parametrize("path, body", [("/api/jobs/", {"kind": "noop"}), ("/jobs", {"complexity": 0})])
 def test_submission_refusals_conform_to_the_schema(token, monkeypatch, path, body):
     """The fuzz runs without VALIDATION_URL: drive the 502 and 503 answers through the schema here."""
-    with StubServer() as validator:
-        monkeypatch.setenv("VALIDATION_URL", validator.url + "/validate")
+    with Downstream() as validator:
+        monkeypatch.setenv("VALIDATION_URL", validator.url("/validate"))
         validator.fail(503)
         operation = schema[path]["POST"]
         seen = []

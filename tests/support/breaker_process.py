@@ -1,4 +1,4 @@
-"""A separate process acting on the shared breakers: ``python -m tests.breaker_proc CMD [CMD ...]``.
+"""A separate process acting on the shared breakers: ``python -m tests.support.breaker_process CMD [CMD ...]``.
 
 Each CMD is ``verb:name[:arg]``; one line of output per command. Used by the shared-state tests.
 ``wait-until:<epoch>`` sleeps until then, so two processes can race on purpose.

@@ -2,6 +2,8 @@
 fewer iterations. The iteration count is stored in each hash, so a server subprocess running
 the real settings still verifies passwords set in a test."""
 
+from __future__ import annotations
+
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 

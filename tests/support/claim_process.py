@@ -1,6 +1,6 @@
-"""A claiming process for tests/jobs/queue/test_claim_concurrency.py: claims until the queue is empty.
+"""A claiming process for the claim-concurrency test: claims until the queue is empty.
 
-Run as ``python -m tests.jobs.queue.claimer WORKER_ID`` with the test's database in DATABASE_URL. It
+Run as ``python -m tests.support.claim_process WORKER_ID`` with the test's database in DATABASE_URL. It
 prints ``ready``, waits for a line on stdin (so every process starts claiming at once), claims,
 and prints ``claimed N in SECONDS``.
 """
