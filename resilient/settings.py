@@ -131,7 +131,7 @@ if DATABASE_URL:
     # Web processes close their connection after each request: Daphne runs every request in a
     # fresh thread, so a kept connection would never be reused, only leaked until garbage
     # collection (24-59 idle PostgreSQL connections after a bench run). Worker processes keep
-    # theirs (RESILIENT_WORKER_DB_CONN_MAX_AGE, see jobs.runtime).
+    # theirs (RESILIENT_WORKER_DB_CONN_MAX_AGE, see jobs.worker.service).
     default_db = dj_database_url.parse(
         DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0), conn_health_checks=True
     )

@@ -3,9 +3,9 @@
 Every process (web, any number of workers) reads and changes the same row, so a failure recorded
 by one worker counts for all of them and an operator override is honoured everywhere at the next
 claim. The worker's claim (``jobs.queue.jobs_claim``) is its admission: it reads ``claim_gates``
-and takes the half-open trial lease in the claim's transaction; ``jobs.outcomes`` then records each
-finished job with ``breaker_record``. ``breaker_admit`` and ``call_protected`` serve callers
-outside the worker; ``storage`` exposes the same row to plain pybreaker users (see docs/breakers.md).
+and takes the half-open trial lease in the claim's transaction; ``jobs.worker.outcomes`` then
+records each finished job with ``breaker_record``. ``breaker_admit`` and ``call_protected`` serve
+callers outside the worker; ``storage`` exposes the same row to plain pybreaker users (see docs/breakers.md).
 
 rules (pure decisions) · sql · store (rows) · history (events, log lines) · holds (held jobs) ·
 admission · transitions (the automatic state machine) · overrides · protected · storage (pybreaker)

@@ -1,5 +1,5 @@
-"""Hypothesis drives the real breaker and a small reference model of DESIGN.md's semantics with
-the same random operations and clock; after every step they must agree."""
+"""Hypothesis drives the real breaker and a small reference model of docs/breakers.md's semantics
+with the same random operations and clock; after every step they must agree."""
 
 from __future__ import annotations
 
