@@ -8,34 +8,12 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs import queue, services
-from jobs.models import EventKind, Job, JobEvent, JobStatus
+from jobs import queue
+from jobs.models import EventKind, Job, JobStatus
+from tests.jobs.queue.helpers import claim, events, fresh, last_event, submit
 
 pytestmark = pytest.mark.django_db
 
-LEASE = 60.0  # the default RESILIENT["LEASE_SECONDS"]
-
-
-def submit(**fields) -> Job:
-    job, created = services.job_submit(kind=fields.pop("kind", "noop"), **fields)
-    assert created
-    return job
-
-
-def claim(worker: str = "w1", **kwargs) -> Job | None:
-    return queue.job_claim_next(worker_id=worker, **kwargs)
-
-
-def events(job: Job) -> list[JobEvent]:
-    return list(JobEvent.objects.filter(job=job).order_by("id"))
-
-
-def last_event(job: Job) -> JobEvent:
-    return JobEvent.objects.filter(job=job).latest("id")
-
-
-def fresh(job: Job) -> Job:
-    return Job.objects.get(seq=job.seq)
 
 
 # --- succeed ------------------------------------------------------------------------------------

@@ -7,34 +7,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from jobs import queue, services
+from jobs import queue
 from jobs.models import EventKind, Job, JobEvent, JobStatus
+from tests.jobs.queue.helpers import LEASE, claim, fresh, last_event, submit
 
 pytestmark = pytest.mark.django_db
 
-LEASE = 60.0  # the default RESILIENT["LEASE_SECONDS"]
-
-
-def submit(**fields) -> Job:
-    job, created = services.job_submit(kind=fields.pop("kind", "noop"), **fields)
-    assert created
-    return job
-
-
-def claim(worker: str = "w1", **kwargs) -> Job | None:
-    return queue.job_claim_next(worker_id=worker, **kwargs)
-
-
-def events(job: Job) -> list[JobEvent]:
-    return list(JobEvent.objects.filter(job=job).order_by("id"))
-
-
-def last_event(job: Job) -> JobEvent:
-    return JobEvent.objects.filter(job=job).latest("id")
-
-
-def fresh(job: Job) -> Job:
-    return Job.objects.get(seq=job.seq)
 
 
 # --- leases ---------------------------------------------------------------------------------------
