@@ -141,7 +141,7 @@ def _measure(quick: bool) -> dict:
     from django.utils import timezone
 
     from jobs import breakers, queue
-    from jobs.breaker_storage import pybreaker_for
+    from jobs.breakers.storage import pybreaker_for
     from jobs.models import Job, JobStatus
 
     call_command("migrate", verbosity=0)

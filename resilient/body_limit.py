@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from jobs import metrics
+from jobs.ops import metrics
 from resilient import security_headers
 
 Scope = MutableMapping[str, Any]

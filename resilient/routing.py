@@ -6,8 +6,8 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter
 
 from dashboard.routing import websocket_urlpatterns
-from jobs.consumers import JobWakeConsumer
 from jobs.notify import JOBS_CHANNEL
+from jobs.worker.consumer import JobWakeConsumer
 from resilient.origin import OriginValidator
 
 

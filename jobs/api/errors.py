@@ -9,7 +9,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from jobs import errors, metrics
+from jobs import errors
+from jobs.ops import metrics
 
 # Error codes folded into one rejection reason for the metrics.
 REJECTION_REASONS = {"parse_error": "invalid", "invalid": "invalid"}

@@ -38,8 +38,9 @@ def test_an_unreachable_channel_layer_does_not_fail_the_submission(caplog):
 def test_one_transaction_sends_dashboards_one_hint_however_many_jobs_it_changes():
     from django.db import transaction
 
-    from jobs import outcomes, queue
+    from jobs import queue
     from jobs.notify import DASHBOARD_GROUP
+    from jobs.worker import outcomes
 
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()

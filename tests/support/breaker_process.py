@@ -16,7 +16,8 @@ def main(argv: list[str]) -> None:
     django.setup()
     import pybreaker
 
-    from jobs import breaker_storage, breakers
+    from jobs import breakers
+    from jobs.breakers import storage
     from jobs.exceptions import CircuitOpen, DependencyFailure
     from jobs.models import Breaker
 
@@ -46,7 +47,7 @@ def main(argv: list[str]) -> None:
             row = Breaker.objects.get(name=name)
             print(f"{row.state} {row.failures} {row.override or '-'}", flush=True)
         elif verb in ("pybreaker-fail", "pybreaker-call"):
-            cb = breaker_storage.pybreaker_for(name, owner=owner)
+            cb = storage.pybreaker_for(name, owner=owner)
             try:
                 with cb.calling():
                     if verb == "pybreaker-fail":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from jobs import breakers, metrics
+from jobs import breakers
+from jobs.ops import metrics
 
 pytestmark = pytest.mark.django_db
 

@@ -13,10 +13,9 @@ from django.db.migrations.recorder import MigrationRecorder
 from django.test import override_settings
 from django.utils import timezone
 
-from jobs import workers
 from jobs.models import WorkerHeartbeat
 from jobs.ops import health
-from jobs.worker import JobRunner
+from jobs.worker import JobRunner, heartbeats
 from tests.support import processes
 
 
@@ -35,7 +34,7 @@ def forget_migrated_flag():
 
 def beat(worker_id: str = "w1", *, ago: float = 0) -> None:
     now = timezone.now() - timedelta(seconds=ago)
-    workers.worker_heartbeat(worker_id=worker_id, hostname="h", pid=1, started_at=now, now=now)
+    heartbeats.worker_heartbeat(worker_id=worker_id, hostname="h", pid=1, started_at=now, now=now)
 
 
 def test_healthz_answers_without_touching_the_database(client):
@@ -100,7 +99,7 @@ def test_heartbeat_upserts_one_row_and_prunes_long_dead_workers():
     beat("w1")
     beat("w1")
     assert list(WorkerHeartbeat.objects.values_list("worker_id", flat=True)) == ["w1"]
-    workers.worker_forget(worker_id="w1")
+    heartbeats.worker_forget(worker_id="w1")
     assert not WorkerHeartbeat.objects.exists()
 
 

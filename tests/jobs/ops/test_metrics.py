@@ -12,10 +12,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
-from jobs import breakers, dependencies, queue, selectors, services, workers
+from jobs import breakers, dependencies, queue, selectors, services
 from jobs.breakers import Outcome
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
 from jobs.ops import metrics
+from jobs.worker import heartbeats
 from tests.jobs.ops.test_health import closed_port
 from tests.support import processes
 
@@ -93,7 +94,7 @@ def test_metrics_match_known_database_contents(client):
     assert 3.2 <= m["resilient_job_duration_seconds_gsum"][key(dependency="local")] < 4
     assert m["resilient_metrics_window_seconds"][()] == 300
     assert m["resilient_workers"][()] == 0
-    workers.worker_heartbeat(worker_id="w", hostname="h", pid=1, started_at=timezone.now())
+    heartbeats.worker_heartbeat(worker_id="w", hostname="h", pid=1, started_at=timezone.now())
     assert scrape(client)["resilient_workers"][()] == 1
 
 
