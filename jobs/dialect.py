@@ -1,6 +1,7 @@
-"""What the queue's SQL must say differently on SQLite and PostgreSQL, in one small value.
+"""What raw SQL must say differently on SQLite and PostgreSQL, in one small value.
 
-``dialect.current()`` describes the default connection's database; raw statements ask it for the
+``dialect.current()`` describes the default connection's database (``dialect.of(connection)``
+another one); raw statements ask it for the
 pieces that differ (index hints, lock clauses, a subquery's shape) instead of testing
 ``connection.vendor`` at each call site. No Django models here.
 """
@@ -11,12 +12,13 @@ from dataclasses import dataclass
 from functools import cache
 
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 
 
 @dataclass(frozen=True)
 class Dialect:
-    """The vendor differences the queue needs; build one with ``current()``."""
+    """The vendor differences the queue and the selectors need; build one with ``current()``."""
 
     vendor: str
     # SQLite's planner needs telling: it ignores a partial index unless named (INDEXED BY) and
@@ -30,6 +32,10 @@ class Dialect:
     # ``col = ANY(ARRAY(subquery))`` keeps PostgreSQL's outer UPDATE a primary-key lookup whatever
     # the statistics say; SQLite has no arrays and plans ``col IN (subquery)`` well.
     array_any: bool
+    # The whole second of ``finished_at`` since the epoch; None: no native function (bucket in Python).
+    epoch_second: str | None
+    # The database keeps statistics that estimate a count without reading rows.
+    estimates: bool
 
     def index_hint(self, index: str) -> str:
         """``INDEXED BY index `` where the planner must be told which index to walk, else ''."""
@@ -56,15 +62,22 @@ class Dialect:
 
 def current() -> Dialect:
     """The dialect of the default database connection."""
-    features = connection.features
-    return _dialect(
-        connection.vendor, features.has_select_for_update, features.has_select_for_update_skip_locked
-    )
+    return of(connection)
+
+
+def of(db: BaseDatabaseWrapper) -> Dialect:
+    """The dialect of the database behind ``db``."""
+    features = db.features
+    return _dialect(db.vendor, features.has_select_for_update, features.has_select_for_update_skip_locked)
 
 
 @cache
 def _dialect(vendor: str, locks_rows: bool, skips_locked: bool) -> Dialect:
     sqlite = vendor == "sqlite"
+    epoch_second = {
+        "postgresql": "FLOOR(EXTRACT(EPOCH FROM finished_at))::bigint",
+        "sqlite": "CAST(strftime('%%s', finished_at) AS INTEGER)",
+    }.get(vendor)
     return Dialect(
         vendor=vendor,
         planner_hints=sqlite,
@@ -72,4 +85,6 @@ def _dialect(vendor: str, locks_rows: bool, skips_locked: bool) -> Dialect:
         locks_rows=locks_rows,
         skips_locked=skips_locked,
         array_any=not sqlite,
+        epoch_second=epoch_second,
+        estimates=vendor == "postgresql",
     )

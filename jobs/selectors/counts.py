@@ -15,6 +15,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
 from django.db.models import Count, QuerySet
 
+from jobs import dialect
 from jobs.models import Job, JobStatus
 from jobs.selectors import sql
 
@@ -49,7 +50,7 @@ def count_exact(*, status: str) -> int:
 def estimated_count(queryset: QuerySet) -> int | None:
     """PostgreSQL's estimate of ``queryset.count()`` (no rows read), or None where there is none."""
     db = connections[queryset.db]
-    if not sql.dialect_for(db).estimates:
+    if not dialect.of(db).estimates:
         return None
     with db.cursor() as cursor:
         if not queryset.query.where:

@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.utils import timezone
 
-from jobs import breakers, dependencies
+from jobs import breakers, dependencies, dialect
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
 from jobs.selectors import sql
 from jobs.selectors.breakers import breaker_policy
@@ -86,7 +86,7 @@ def finished_per_second(*, since: datetime) -> dict[int, tuple[int, int]]:
     native function (Django's TruncSecond runs a Python callback per row on SQLite).
     """
     table = connection.ops.quote_name(Job._meta.db_table)
-    second = sql.dialect_for(connection).epoch_second
+    second = dialect.of(connection).epoch_second
     if second is None:  # pragma: no cover - other backends: portable but slower
         rows = (
             Job.objects.filter(status__in=(JobStatus.SUCCEEDED, JobStatus.FAILED), finished_at__gte=since)

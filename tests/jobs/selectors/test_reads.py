@@ -10,9 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard import snapshot
-from jobs import dependencies, presenters, selectors, services
+from jobs import dependencies, dialect, presenters, selectors, services
 from jobs.models import Breaker, JobStatus
-from jobs.selectors import sql
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +83,8 @@ def test_finished_per_second_buckets_by_the_databases_own_clock():
 def test_an_unknown_vendor_gets_the_portable_dialect():
     class Other:
         vendor = "oracle"
+        features = connection.features
 
-    assert sql.dialect_for(Other()) == sql.PORTABLE
-    assert sql.dialect_for(connection).epoch_second is not None
+    portable = dialect.of(Other())
+    assert (portable.epoch_second, portable.estimates) == (None, False)
+    assert dialect.of(connection).epoch_second is not None
