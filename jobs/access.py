@@ -22,18 +22,19 @@ def _active(user: Any) -> bool:
     return bool(user is not None and user.is_authenticated and user.is_active)
 
 
+def has(user: Any, permission: str) -> bool:
+    """True for the system and for active users holding ``permission`` (superusers hold all)."""
+    return user is None or (_active(user) and user.has_perm(permission))
+
+
 def can_view_all(user: Any) -> bool:
-    """True for the system and for holders of ``jobs.view_all_jobs`` (superusers hold it)."""
-    return user is None or (_active(user) and user.has_perm(VIEW_ALL))
+    """True for the system and for holders of ``jobs.view_all_jobs``."""
+    return has(user, VIEW_ALL)
 
 
 def can_operate(user: Any, permission: str) -> bool:
     """True when ``user`` may take an operator action on any job: staff with ``permission``."""
-    return user is None or (_active(user) and user.is_staff and user.has_perm(permission))
-
-
-def has(user: Any, permission: str) -> bool:
-    return user is None or (_active(user) and user.has_perm(permission))
+    return has(user, permission) and (user is None or user.is_staff)
 
 
 def visible_filter(user: Any, *, through: str = "") -> Q:
