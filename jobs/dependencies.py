@@ -1,8 +1,9 @@
-"""Named downstream dependencies and their settings (base URL, timeouts, breaker thresholds)."""
+"""Named downstream dependencies and their settings (base URL, timeouts, breaker thresholds, flow control)."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -17,6 +18,71 @@ VALIDATION = "validation"
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A rate limit: at most ``calls`` started per ``per_seconds`` across all workers."""
+
+    calls: int
+    per_seconds: float
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two starts (the GCRA emission interval)."""
+        return self.per_seconds / self.calls
+
+    def __str__(self) -> str:
+        return f"{self.calls}/{_UNIT_NAMES[self.per_seconds]}"
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """Adaptive (AIMD) concurrency between ``min`` and ``max`` calls in flight."""
+
+    min: int = 1
+    max: int = 64
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+_UNIT_NAMES = {seconds: unit for unit, seconds in _UNITS.items()}
+_RATE = re.compile(r"([1-9][0-9]{0,8})/([smh])")
+MAX_CONCURRENCY_LIMIT = 100_000  # more than any fleet has slots; above it is a typo
+
+
+def parse_rate(value: object) -> Rate:
+    """``"N/s"``, ``"N/m"`` or ``"N/h"`` as a ``Rate``; ``ValueError`` saying what is wanted."""
+    match = _RATE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError('must be a string "N/s", "N/m" or "N/h" with N a whole number from 1')
+    return Rate(calls=int(match[1]), per_seconds=_UNITS[match[2]])
+
+
+def parse_max_concurrency(value: object) -> int:
+    """A cap on calls in flight: a whole number from 1; ``ValueError`` saying what is wanted."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY_LIMIT:
+        raise ValueError(f"must be a whole number from 1 to {MAX_CONCURRENCY_LIMIT}")
+    return value
+
+
+def parse_adaptive(value: object) -> Adaptive:
+    """``{"mode": "adaptive", "min": 1, "max": 64}`` as ``Adaptive``; ``ValueError`` naming the key."""
+    if not isinstance(value, dict):
+        raise ValueError('must be an object like {"mode": "adaptive", "min": 1, "max": 64}')
+    unknown = set(value) - {"mode", "min", "max"}
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}; known: ['max', 'min', 'mode']")
+    if value.get("mode") != "adaptive":
+        raise ValueError('mode must be "adaptive"')
+    bounds = {}
+    for key, default in (("min", Adaptive.min), ("max", Adaptive.max)):
+        try:
+            bounds[key] = parse_max_concurrency(value.get(key, default))
+        except ValueError as exc:
+            raise ValueError(f"{key} {exc}") from None
+    if bounds["min"] > bounds["max"]:
+        raise ValueError("min must not be above max")
+    return Adaptive(**bounds)
+
+
+@dataclass(frozen=True)
 class Dependency:
     name: str
     base_url: str = ""
@@ -26,6 +92,10 @@ class Dependency:
     reset_timeout: float = 30.0
     max_reset_timeout: float = 600.0
     slow_call_seconds: float = 0.0  # 0 = slow calls are not failures
+    # Flow control (docs/breakers.md): enforced at the claim, shared by every worker.
+    max_concurrency: int | None = None  # calls in flight at once; None = no cap
+    rate_limit: Rate | None = None  # calls started per period
+    concurrency: Adaptive | None = None  # adaptive (AIMD) concurrency
     # Sent with every call to this dependency (e.g. Authorization): never shown, stored or logged.
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -125,7 +195,20 @@ def _checked(source: str, name: Any, options: Any) -> dict[str, Any]:
                 raise ImproperlyConfigured(f"{where}: base_url: {exc}") from None
     if "headers" in options:
         result["headers"] = _headers(where, options["headers"])
+    for key, parse in _PARSED.items():
+        if key in options and options[key] is not None:
+            try:
+                result[key] = parse(options[key])
+            except ValueError as exc:
+                raise ImproperlyConfigured(f"{where}: {key} {exc}") from None
     return result
+
+
+_PARSED = {  # flow-control options: None means "not limited"
+    "max_concurrency": parse_max_concurrency,
+    "rate_limit": parse_rate,
+    "concurrency": parse_adaptive,
+}
 
 
 def _headers(where: str, headers: Any) -> tuple[tuple[str, str], ...]:

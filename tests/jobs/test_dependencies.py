@@ -98,3 +98,50 @@ def test_a_bad_configuration_stops_a_process_at_start_up():
                           text=True, timeout=60)
     assert done.returncode != 0
     assert "dependency 'billing'" in done.stderr and "max_concurency" in done.stderr
+
+
+def test_flow_control_options_are_parsed(monkeypatch):
+    declare(monkeypatch, {"billing": {"base_url": "http://billing.internal/", "max_concurrency": 4,
+                                      "rate_limit": "50/s"},
+                          "search": {"rate_limit": "120/m", "concurrency": {"mode": "adaptive", "min": 2, "max": 9}},
+                          "batch": {"rate_limit": "7/h", "concurrency": {"mode": "adaptive"}}})
+    deps = dependencies.configured()
+    billing, search, batch = deps["billing"], deps["search"], deps["batch"]
+    assert billing.max_concurrency == 4 and billing.rate_limit == dependencies.Rate(50, 1.0)
+    assert billing.rate_limit.interval == pytest.approx(0.02) and str(billing.rate_limit) == "50/s"
+    assert search.rate_limit == dependencies.Rate(120, 60.0) and search.concurrency == dependencies.Adaptive(2, 9)
+    assert batch.rate_limit.interval == pytest.approx(3600 / 7) and batch.concurrency == dependencies.Adaptive(1, 64)
+    assert deps["local"].max_concurrency is None and deps["local"].rate_limit is None
+    assert deps["local"].concurrency is None
+
+
+@override_settings(RESILIENT={"DEPENDENCIES": {"billing": {"max_concurrency": 3, "rate_limit": "5/s"}}})
+def test_flow_control_merges_option_by_option_and_null_lifts_a_limit(monkeypatch):
+    declare(monkeypatch, {"billing": {"rate_limit": None}})
+    billing = dependencies.configured()["billing"]
+    assert billing.max_concurrency == 3 and billing.rate_limit is None
+
+
+@pytest.mark.parametrize(("options", "says"), [
+    ({"max_concurrency": 0}, "max_concurrency must be a whole number from 1"),
+    ({"max_concurrency": 2.5}, "max_concurrency must be a whole number from 1"),
+    ({"max_concurrency": True}, "max_concurrency must be a whole number from 1"),
+    ({"max_concurrency": "4"}, "max_concurrency must be a whole number from 1"),
+    ({"max_concurrency": 10**9}, "max_concurrency must be a whole number from 1 to 100000"),
+    ({"rate_limit": 5}, 'rate_limit must be a string "N/s", "N/m" or "N/h"'),
+    ({"rate_limit": "5/d"}, "rate_limit must be a string"),
+    ({"rate_limit": "0/s"}, "rate_limit must be a string"),
+    ({"rate_limit": "5 per second"}, "rate_limit must be a string"),
+    ({"rate_limit": "-5/s"}, "rate_limit must be a string"),
+    ({"concurrency": "adaptive"}, "concurrency must be an object"),
+    ({"concurrency": {"mode": "static"}}, 'concurrency mode must be "adaptive"'),
+    ({"concurrency": {"mode": "adaptive", "step": 2}}, "concurrency unknown keys ['step']"),
+    ({"concurrency": {"mode": "adaptive", "min": 0}}, "concurrency min must be a whole number from 1"),
+    ({"concurrency": {"mode": "adaptive", "max": "9"}}, "concurrency max must be a whole number from 1"),
+    ({"concurrency": {"mode": "adaptive", "min": 5, "max": 2}}, "concurrency min must not be above max"),
+])
+def test_a_bad_flow_control_option_names_the_dependency_and_the_key(monkeypatch, options, says):
+    declare(monkeypatch, {"billing": options})
+    with pytest.raises(ImproperlyConfigured) as error:
+        dependencies.configured()
+    assert ENV in str(error.value) and "'billing'" in str(error.value) and says in str(error.value)
