@@ -183,6 +183,7 @@ class BreakerEventKind(models.TextChoices):
     FORCED_CLOSED = "forced_closed"
     RELEASED = "released"
     OVERRIDE_EXPIRED = "override_expired"
+    LIMITS_CHANGED = "limits_changed"  # an operator changed flow-control limits live (old -> new)
 
 
 class Breaker(models.Model):
@@ -210,11 +211,19 @@ class Breaker(models.Model):
     override_actor = models.CharField(max_length=ACTOR_MAX_LENGTH, blank=True, default="")
     override_at = models.DateTimeField(null=True, blank=True)
     override_expires_at = models.DateTimeField(null=True, blank=True)
+    # Flow control (jobs/breakers/flow.py). ``probe_window``: the slow-start allowance grown by
+    # successes, 0 while no success is on record since the last failure, trip or close.
+    probe_window = models.PositiveIntegerField(default=0)
+    rate_tat = models.FloatField(null=True, blank=True)  # rate limit: GCRA theoretical arrival time, epoch s
+    adaptive_limit = models.FloatField(null=True, blank=True)  # adaptive concurrency: the AIMD limit
+    # Operators' live limits, each key present wins over the configured option (null = no limit):
+    # max_concurrency, rate_limit, adaptive_min, adaptive_max.
+    limits = models.JSONField(default=dict, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["name"]
-        permissions = [("override_breaker", "Can force breakers open or closed and release them")]
+        permissions = [("override_breaker", "Can force breakers open or closed, release them and change their limits")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.state})"

@@ -1,15 +1,16 @@
-"""Admission: let a call through a breaker, and the half-open trial lease (take it, renew it)."""
+"""Admission: let a call through a breaker, the half-open trial lease (take it, renew it), and the
+rate limit's next slot."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from jobs import conf
-from jobs.breakers import history, rules, store
+from jobs import conf, dependencies
+from jobs.breakers import flow, history, rules, sql, store
 from jobs.exceptions import CircuitOpen
 from jobs.models import Breaker, BreakerEventKind, BreakerOverride, BreakerState, Job
 
@@ -68,3 +69,12 @@ def breaker_admit(*, name: str, owner: str, job_seq: int | None = None, now: dat
     exc = CircuitOpen(dependency=name, state=state, retry_at=row.retry_at.isoformat() if row.retry_at else None)
     exc.held_since = row.held_since
     raise exc
+
+
+def rate_take(*, row: Breaker, rate: dependencies.Rate, now: datetime) -> bool:
+    """Take the rate limit's next start slot of ``row``'s dependency. One conditional UPDATE: of
+    two claims that read the same free slot, only one moves it on (exact across processes)."""
+    epoch = now.timestamp()
+    with connection.cursor() as cursor:
+        cursor.execute(sql.RATE_TAKE, [flow.rate_next(row, rate, epoch), row.name, epoch])
+        return cursor.rowcount == 1

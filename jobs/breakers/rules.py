@@ -116,10 +116,12 @@ def is_slow(dep: dependencies.Dependency, duration: float | None) -> bool:
 
 def success_changes_nothing(row: Breaker | None, dep: dependencies.Dependency | None, duration: float | None) -> bool:
     """Would ``breaker_record`` of this (non-trial) success write nothing? True when the breaker
-    is closed with no failure counted and the call was not slow: the healthy path, which the
-    worker then skips without another read."""
+    is closed with no failure counted, its slow-start window fully grown, and the call was not
+    slow: the healthy path, which the worker then skips without another read."""
+    from jobs.breakers import flow  # flow's rules build on these
+
     return (row is not None and dep is not None and row.state == BreakerState.CLOSED and not row.failures
-            and not is_slow(dep, duration))
+            and not is_slow(dep, duration) and flow.success_grows_nothing(row, dep))
 
 
 def default_owner() -> str:

@@ -8,7 +8,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from jobs import dependencies
+from jobs import dependencies, dialect
 from jobs.breakers import rules, sql
 from jobs.exceptions import BreakerNotFound
 from jobs.models import Breaker
@@ -52,14 +52,35 @@ def claim_gates(*, now: datetime) -> dict[str, tuple[rules.Decision, Breaker]]:
 
 def breakers_all() -> list[Breaker]:
     """Every row, built from one cursor read without the ORM's per-row cost."""
+    return _rows(sql.BREAKERS_SELECT_ALL, [])
+
+
+def breakers_lock(names: list[str]) -> dict[str, Breaker]:
+    """The rows of ``names`` as they are now, locked until the transaction ends; a row another
+    transaction holds is left out (its dependency admits nothing more in this claim)."""
+    if not names:
+        return {}
+    rows = _rows(sql.breakers_lock(dialect.current(), count=len(names)), list(names))
+    return {row.name: row for row in rows}
+
+
+def _rows(statement: str, params: list[Any]) -> list[Breaker]:
     with connection.cursor() as cursor:
-        cursor.execute(sql.BREAKERS_SELECT_ALL)
+        cursor.execute(statement, params)
         rows = cursor.fetchall()
-    return [
-        Breaker.from_db(connection.alias, sql.BREAKER_ATTNAMES,
-                        [_aware(v) if dt else v for v, dt in zip(row, sql.BREAKER_IS_DATETIME, strict=True)])
-        for row in rows
-    ]
+    return [Breaker.from_db(connection.alias, sql.BREAKER_ATTNAMES, [_value(v, i) for i, v in enumerate(row)])
+            for row in rows]
+
+
+def _value(value: Any, index: int) -> Any:
+    if sql.BREAKER_IS_DATETIME[index]:
+        return _aware(value)
+    if sql.BREAKER_IS_JSON[index]:
+        return _LIMITS.from_db_value(value, None, connection) if isinstance(value, str) else (value or {})
+    return value
+
+
+_LIMITS = Breaker._meta.get_field("limits")
 
 
 def _aware(value: Any) -> datetime | None:

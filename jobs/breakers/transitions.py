@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs import dependencies, notify
-from jobs.breakers import history, holds, rules, store
+from jobs.breakers import flow, history, holds, rules, store
 from jobs.models import Breaker, BreakerEventKind, BreakerOverride, BreakerState
 
 log = logging.getLogger("resilient.breakers")
@@ -71,10 +71,12 @@ def _apply(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, a
     if outcome == rules.Outcome.SUCCESS:
         if trial:
             return breaker_close(row=row, now=now, actor=actor, job_id=job_id, duration=duration)
-        if row.state == BreakerState.CLOSED and row.failures:
-            Breaker.objects.filter(name=row.name, state=BreakerState.CLOSED, failures__gt=0).update(
-                failures=0, updated_at=now
-            )
+        if row.state == BreakerState.CLOSED and not flow.success_grows_nothing(row, dep):
+            # Slow start: the window grows by one per success; conditional on the counters read, so
+            # a concurrent change makes it miss and the outcome is decided again on the new row.
+            return bool(Breaker.objects.filter(
+                name=row.name, state=BreakerState.CLOSED, failures=row.failures, probe_window=row.probe_window
+            ).update(failures=0, probe_window=flow.window_after_success(row, dep), updated_at=now))
         return True
     # A counted failure.
     with transaction.atomic():
@@ -88,7 +90,7 @@ def _apply(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, a
             return True
         if row.state == BreakerState.CLOSED:
             Breaker.objects.filter(name=row.name, state=BreakerState.CLOSED).update(
-                failures=F("failures") + 1, updated_at=now
+                failures=F("failures") + 1, probe_window=0, updated_at=now  # probing until the next success
             )
             breaker_trip(name=row.name, dep=dep, now=now, actor=actor, retry_after=retry_after, rand=rand)
             return True
@@ -112,7 +114,7 @@ def breaker_trip(*, name: str, dep: dependencies.Dependency, now: datetime, acto
     won = Breaker.objects.filter(
         name=name, state=BreakerState.CLOSED, failures__gte=dep.failure_threshold
     ).update(state=BreakerState.OPEN, opened_at=now, retry_at=retry_at, level=0, period=F("period") + 1,
-             trial_owner="", trial_job=None, trial_expires_at=None, updated_at=now)
+             trial_owner="", trial_job=None, trial_expires_at=None, probe_window=0, updated_at=now)
     if not won:
         return False
     before = rules.decide(row, now)
@@ -165,7 +167,7 @@ def breaker_close(*, row: Breaker, now: datetime, actor: str, job_id: str | None
             name=row.name, state=row.state, level=row.level, trial_owner=row.trial_owner,
             trial_job=row.trial_job,
         ).update(state=BreakerState.CLOSED, failures=0, successes=0, level=0, opened_at=None, retry_at=None,
-                 trial_owner="", trial_job=None, trial_expires_at=None, updated_at=now)
+                 trial_owner="", trial_job=None, trial_expires_at=None, probe_window=0, updated_at=now)
         if not won:
             return False
         shadow = rules.override_in_force(row, now) == BreakerOverride.CLOSED

@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs import breakers, conf, dialect, events, logs, notify
+from jobs import breakers, conf, dependencies, dialect, events, logs, notify
 from jobs.models import EventKind, Job, JobStatus
 from jobs.queue import sql
 
@@ -76,34 +76,38 @@ def claims_take(
 ) -> list[Claim]:
     """Atomically take up to ``limit`` runnable jobs in pop order and lease them to ``worker_id``.
 
-    Jobs whose breaker rejects calls are never handed out: they stay pending, attempts unchanged.
-    The breaker states cost one small query (``breakers.claim_gates``). When every breaker admits,
-    the claim is ONE statement: an UPDATE of the first ``limit`` rows of the pop-order index,
+    Jobs whose breaker rejects calls, or whose dependency's flow control (``breakers.flow``: the
+    probe limit, the cap, the adaptive limit, the rate limit) admits no more, are never handed
+    out: they stay pending, attempts unchanged, in their place. The breaker states cost one small
+    query (``breakers.claim_gates``). When every breaker admits and no limit is in force, the
+    claim is ONE statement: an UPDATE of the first ``limit`` rows of the pop-order index,
     returning them. Otherwise it probes the top job of each admitting dependency through the
-    per-dependency index, so a large held backlog at the head of the queue is never walked. A
+    per-dependency index, so a large held backlog at the head of the queue is never walked, and
+    takes each dependency's run of jobs up to the next dependency's head in one statement. A
     half-open dependency's highest-priority job is its trial: the trial lease is taken in the
     claim's transaction (the ``Claim`` says so).
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets many workers claim at once without waiting on
-    each other. SQLite: the IMMEDIATE transaction holds the write lock, so claims are serial.
-    The returned claims are in pop order. Call inside a transaction to join it (the worker records
-    its finished jobs and claims the next ones in one, passing the ``gates`` it read there).
+    each other; a limited dependency's breaker row is locked (skipping) while its calls in flight
+    are counted, so two workers never both spend its last slot. SQLite: the IMMEDIATE transaction
+    holds the write lock, so claims are serial. The returned claims are in pop order. Call inside
+    a transaction to join it (the worker records its finished jobs and claims the next ones in
+    one, passing the ``gates`` it read there).
     """
     now = now or timezone.now()
     with transaction.atomic(savepoint=False):  # inside the worker's trip: no savepoint to pay for
         gates = gates if gates is not None else breakers.claim_gates(now=now)
-        if all(decision == breakers.Decision.ADMIT for decision, _ in gates.values()):
-            claims = [Claim(job=job) for job in _take_in_pop_order(worker_id, limit, exclude_dependencies, now)]
+        limited = _limited(gates, now)
+        if limited is not None and limited:
+            # Every breaker admits, some dependency has a limit in force: one probe of their heads.
+            # Idle ones (the usual case: configured, unproven, no jobs) leave the one-UPDATE claim.
+            idle = not _heads(sorted(set(limited) - set(exclude_dependencies)), now)
+            limited = limited if idle else None
+        if limited is not None:
+            excluded = sorted({*exclude_dependencies, *limited})
+            claims = [Claim(job=job) for job in _take_in_pop_order(worker_id, limit, excluded, now)]
         else:
-            claims = []
-            while len(claims) < limit:
-                seq, trial = _claim_by_dependency(gates, exclude_dependencies, worker_id, now)
-                if seq is None:
-                    break
-                [job] = _take(sql.ONE_JOB, [seq], worker_id, now)
-                claims.append(Claim(job=job, trial=trial))
-                if trial:  # the live trial makes its dependency reject: read the gates again
-                    gates = breakers.claim_gates(now=now)
+            claims = _claim_by_dependency(gates, exclude_dependencies, worker_id, limit, now)
         if not claims:
             return []
         events.events_record([
@@ -118,6 +122,19 @@ def claims_take(
         extra = {"breaker_trial": True} if c.trial else {}
         logs.job_transition("claimed", c.job, attempt=c.job.attempts + 1, worker=worker_id, level=logging.DEBUG, **extra)
     return claims
+
+
+def _limited(gates: Gates, now: datetime) -> list[str] | None:
+    """The dependencies with a flow-control limit in force while every breaker admits; None
+    when some breaker does not (the claim then goes dependency by dependency)."""
+    deps = dependencies.configured()
+    limited = []
+    for name, (decision, row) in gates.items():
+        if decision != breakers.Decision.ADMIT:
+            return None
+        if breakers.flow.allowance(row, deps.get(name) or dependencies.Dependency(name=name), now).limited:
+            limited.append(name)
+    return limited
 
 
 def _take_in_pop_order(worker_id: str, limit: int, exclude_dependencies: Collection[str], now: datetime) -> list[Job]:
@@ -168,30 +185,115 @@ def _heads(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
 
 
 def _claim_by_dependency(
-    gates: Gates, exclude_dependencies: Collection[str], worker_id: str, now: datetime
-) -> tuple[int | None, bool]:
-    """(seq, is the trial) of the next job in pop order across the dependencies whose breaker
-    admits a call (or one trial); the row is locked on PostgreSQL."""
+    gates: Gates, exclude_dependencies: Collection[str], worker_id: str, limit: int, now: datetime
+) -> list[Claim]:
+    """Up to ``limit`` claims in pop order across the dependencies whose breaker admits a call (or
+    one trial) and whose flow control has room; the rows are locked on PostgreSQL."""
     db = dialect.current()
     open_to = {
         name: decision for name, (decision, _) in gates.items()
         if decision != breakers.Decision.REJECT and name not in exclude_dependencies
     }
-    tops = [(-priority, seq, name, open_to[name]) for priority, seq, name in _heads(sorted(open_to), now)]
-    for _, seq, name, decision in sorted(tops):
-        if db.serial_writes:
-            found = seq  # the IMMEDIATE transaction holds the write lock: the probe's answer stands
-        else:  # another worker may hold or have taken it: its next unlocked job instead
-            candidates = pop_order().filter(dependency=name, run_after__lte=now)
-            if decision == breakers.Decision.TRIAL:
-                # The trial is the dependency's highest-priority job, nothing else.
-                candidates = candidates.filter(seq=seq)
-            found = db.lock_skipping(candidates).values_list("seq", flat=True).first()
-        if found is None:
-            continue  # taken by a concurrent claim
-        if decision == breakers.Decision.TRIAL and not breakers.trial_acquire(
-            name=name, owner=worker_id, job_seq=found, now=now
-        ):
-            continue  # another process started the trial first
-        return found, decision == breakers.Decision.TRIAL
-    return None, False
+    budgets: dict[str, _Budget] = {}
+    claims: list[Claim] = []
+    while len(claims) < limit:
+        names = sorted(name for name in open_to if budgets.get(name, _FREE).calls != 0)
+        heads = sorted((-priority, seq, name) for priority, seq, name in _heads(names, now))
+        unchecked = [name for _, _, name in heads if name not in budgets and open_to[name] == breakers.Decision.ADMIT]
+        if unchecked:  # each limited dependency with work is measured once per claim
+            budgets.update(_budgets(gates, unchecked, now))
+            heads = [head for head in heads if budgets.get(head[2], _FREE).calls != 0]
+        taken = None
+        for index, (_, seq, name) in enumerate(heads):
+            if open_to[name] == breakers.Decision.TRIAL:
+                taken = _take_trial(db, name, seq, worker_id, now)
+                if taken:
+                    del open_to[name]  # its live trial makes it reject
+                    break
+                continue
+            budget = budgets.get(name, _FREE)
+            want = limit - len(claims) if budget.calls is None else min(limit - len(claims), budget.calls)
+            if budget.rate is not None:
+                want = 1
+                if not breakers.rate_take(row=budget.row, rate=budget.rate, now=now):
+                    budgets[name] = _Budget(calls=0)
+                    continue
+            bound = heads[index + 1] if index + 1 < len(heads) else None
+            params: list[Any] = [connection.ops.adapt_datetimefield_value(now), name]
+            if bound is not None:
+                params += [-bound[0], -bound[0], bound[1]]
+            jobs = _take(sql.dependency_run(db, bounded=bound is not None), [*params, want], worker_id, now)
+            if jobs:
+                taken = [Claim(job=job) for job in jobs]
+                if budget.calls is not None:
+                    budgets[name] = _Budget(calls=budget.calls - len(jobs), row=budget.row, rate=budget.rate)
+                if budget.rate is not None:
+                    budgets[name] = _Budget(calls=0)  # one start per slot of the rate limit
+                break
+        if not taken:
+            break
+        claims += taken
+    claims.sort(key=lambda c: (-c.job.priority, c.job.seq))
+    return claims
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """How many more calls a dependency may start in this claim (None: no limit)."""
+
+    calls: int | None
+    row: Any = None
+    rate: dependencies.Rate | None = None
+
+
+_FREE = _Budget(calls=None)
+
+
+def _budgets(gates: Gates, names: list[str], now: datetime) -> dict[str, _Budget]:
+    """The flow-control budget of each of ``names`` that has a limit in force, measured on its
+    breaker row locked for this transaction (a row another claim holds: no budget this time)."""
+    deps = dependencies.configured()
+
+    def dep(name: str) -> dependencies.Dependency:
+        return deps.get(name) or dependencies.Dependency(name=name)
+
+    limited = sorted(name for name in names if breakers.flow.allowance(gates[name][1], dep(name), now).limited)
+    if not limited:
+        return {}
+    rows = breakers.breakers_lock(limited)
+    counts = _in_flight(sorted(rows), now)
+    epoch = now.timestamp()
+    budgets = {}
+    for name in limited:
+        row = rows.get(name)
+        if row is None or breakers.decide(row, now) != breakers.Decision.ADMIT:
+            budgets[name] = _Budget(calls=0)
+            continue
+        allowed = breakers.flow.allowance(row, dep(name), now)
+        calls = None if allowed.calls is None else max(0, allowed.calls - counts.get(name, 0))
+        if allowed.rate is not None and not breakers.flow.rate_admits(row, allowed.rate, epoch):
+            calls = 0
+        budgets[name] = _Budget(calls=calls, row=row, rate=allowed.rate)
+    return budgets
+
+
+def _in_flight(names: list[str], now: datetime) -> dict[str, int]:
+    """Calls in flight per dependency: its running jobs with a live lease."""
+    if not names:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql.in_flight(dependencies=len(names)), [connection.ops.adapt_datetimefield_value(now), *names])
+        return dict(cursor.fetchall())
+
+
+def _take_trial(db: dialect.Dialect, name: str, seq: int, worker_id: str, now: datetime) -> list[Claim] | None:
+    """The half-open trial: the dependency's highest-priority job, if its trial lease is won."""
+    if db.serial_writes:
+        found = seq  # the IMMEDIATE transaction holds the write lock: the probe's answer stands
+    else:  # another worker may hold or have taken it
+        candidates = pop_order().filter(dependency=name, run_after__lte=now, seq=seq)
+        found = db.lock_skipping(candidates).values_list("seq", flat=True).first()
+    if found is None or not breakers.trial_acquire(name=name, owner=worker_id, job_seq=found, now=now):
+        return None  # taken by a concurrent claim, or another process started the trial first
+    [job] = _take(sql.ONE_JOB, [found], worker_id, now)
+    return [Claim(job=job, trial=True)]

@@ -105,3 +105,30 @@ SUCCEED = (
     "result = %s, finished_at = %s, lease_owner = '', lease_expires_at = NULL, updated_at = %s "
     f"WHERE seq = %s AND status = '{RUNNING}' AND lease_owner = %s"
 )
+
+
+def dependency_run(dialect: Dialect, *, bounded: bool) -> str:
+    """The seqs of one dependency's next N runnable jobs in pop order, skipping locked rows; with
+    ``bounded``, only those ahead of another dependency's head (priority, seq) in pop order.
+
+    Parameters: now, the dependency, [the bound's priority twice and seq,] N. The claim takes a
+    run of one dependency's jobs in one statement while flow control or a breaker makes it probe
+    dependency by dependency, so a healthy dependency's jobs still go many to a statement."""
+    where = f"{PENDING_RUNNABLE} AND dependency = %s"
+    if bounded:
+        where += " AND (priority > %s OR (priority = %s AND seq < %s))"
+    return dialect.in_subquery("seq", (
+        f"SELECT seq FROM {TABLE} {dialect.index_hint(POP_ORDER_BY_DEPENDENCY_INDEX)}WHERE {where} "  # noqa: S608
+        f"ORDER BY priority DESC, seq LIMIT %s{dialect.lock_clause(skip_locked=True)}"
+    ))
+
+
+def in_flight(*, dependencies: int) -> str:
+    """(dependency, calls in flight) for ``dependencies`` names: running jobs whose lease is live.
+
+    Parameters: now, the names. A dead worker's calls stop counting when its lease expires, so
+    a crash never holds a slot for longer than the lease (``job_status_dependency``)."""
+    return (
+        f"SELECT dependency, COUNT(*) FROM {TABLE} WHERE status = '{RUNNING}' "  # noqa: S608 - constants
+        f"AND lease_expires_at > %s AND dependency IN ({placeholders(dependencies)}) GROUP BY dependency"
+    )

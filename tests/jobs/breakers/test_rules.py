@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobs import dependencies
-from jobs.breakers import rules
+from jobs.breakers import flow, rules
 from jobs.exceptions import DependencyFailure, InvalidInput, PermanentJobFailure
 from jobs.models import Breaker, BreakerOverride, BreakerState
 
@@ -72,7 +72,16 @@ def test_backoff_doubles_from_the_base_up_to_the_cap_with_jitter():
 
 def test_a_healthy_success_changes_nothing_unless_slow():
     dep = dependencies.Dependency(name="svc", slow_call_seconds=1.0)
-    assert rules.success_changes_nothing(breaker(state=BreakerState.CLOSED, failures=0), dep, 0.5)
-    assert not rules.success_changes_nothing(breaker(state=BreakerState.CLOSED, failures=0), dep, 1.5)
+    proven = flow.SLOW_START_CEILING
+    assert rules.success_changes_nothing(breaker(state=BreakerState.CLOSED, failures=0, probe_window=proven), dep, 0.5)
+    assert not rules.success_changes_nothing(breaker(state=BreakerState.CLOSED, failures=0, probe_window=proven), dep, 1.5)
     assert not rules.success_changes_nothing(breaker(state=BreakerState.CLOSED, failures=1), dep, 0.5)
     assert not rules.success_changes_nothing(None, dep, 0.5)
+
+
+def test_a_success_during_slow_start_grows_the_window():
+    dep = dependencies.Dependency(name="svc")
+    assert not rules.success_changes_nothing(breaker(state=BreakerState.CLOSED, failures=0, probe_window=0), dep, 0.1)
+    assert not rules.success_changes_nothing(breaker(state=BreakerState.CLOSED, failures=0, probe_window=5), dep, 0.1)
+    local = dependencies.Dependency(name=dependencies.LOCAL)
+    assert rules.success_changes_nothing(breaker(state=BreakerState.CLOSED, failures=0, probe_window=0), local, 0.1)

@@ -40,6 +40,8 @@ def test_claim_path_reads_the_breakers_in_one_query():
     submit("other")
     trip(now=0)
     breakers.claim_gates(now=at(0))  # the first read creates rows for newly configured dependencies
+    # A proven dependency: no probe limit in force (a limited one's row is read again, locked).
+    Breaker.objects.filter(name="other").update(probe_window=breakers.flow.SLOW_START_CEILING)
     with CaptureQueriesContext(connection) as ctx:
         breakers.claim_gates(now=at(1))
     assert len(ctx.captured_queries) == 1

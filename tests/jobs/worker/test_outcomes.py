@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from jobs import queue, services
+from jobs import breakers, queue, services
 from jobs.exceptions import DependencyFailure, PermanentJobFailure
 from jobs.models import Breaker, BreakerEvent, EventKind, Job, JobStatus
 from jobs.worker import outcomes
@@ -35,7 +35,7 @@ def test_sqlite_claim_reads_the_pop_order_index_without_sorting():
     with CaptureQueriesContext(connection) as ctx:
         job = queue.job_claim_next(worker_id="w")
     assert job is not None and job.priority == 5
-    update = next(q["sql"] for q in ctx.captured_queries if "INDEXED BY" in q["sql"])
+    update = next(q["sql"] for q in ctx.captured_queries if "INDEXED BY" in q["sql"] and "UPDATE" in q["sql"])
     with connection.cursor() as cur:
         cur.execute("EXPLAIN QUERY PLAN " + update)
         plan = " | ".join(str(row[-1]) for row in cur.fetchall())
@@ -139,6 +139,8 @@ def test_failures_in_a_batch_retry_and_count_for_the_breaker_and_a_later_success
 
 def test_a_success_on_a_healthy_breaker_writes_nothing_to_it():
     submit(dependency="default")
+    breakers.breakers_ensure()
+    Breaker.objects.filter(name="default").update(probe_window=breakers.flow.SLOW_START_CEILING)  # proven
     [job] = queue.jobs_claim(worker_id="w", limit=1)
     before = Breaker.objects.values().get(name="default")
     with CaptureQueriesContext(connection) as ctx:
