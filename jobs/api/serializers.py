@@ -35,9 +35,17 @@ class JobEventSerializer(serializers.ModelSerializer):
 
 
 class WaitingForSerializer(serializers.Serializer):
-    reason = serializers.CharField()
+    reason = serializers.CharField(help_text="retry_scheduled, breaker_open, probing, slow_start, max_concurrency, "
+                                             "adaptive_concurrency, rate_limit, jobs_ahead or next")
     until = serializers.DateTimeField(required=False)
     jobs_ahead = serializers.IntegerField(required=False)
+    dependency = serializers.CharField(required=False)
+    state = serializers.CharField(required=False)
+    in_flight = serializers.IntegerField(required=False)
+    limit = serializers.IntegerField(required=False)
+    when = serializers.CharField(required=False)
+    at_latest = serializers.DateTimeField(required=False)
+    rate_limit = serializers.CharField(required=False)
 
 
 class JobDetailSerializer(JobSerializer):

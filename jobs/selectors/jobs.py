@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from jobs import access, breakers, validation
+from jobs import access, breakers, dependencies, validation
 from jobs.exceptions import InvalidInput, JobNotFound
 from jobs.models import Breaker, Job, JobEvent, JobStatus, WorkerHeartbeat
 from jobs.selectors.queue import HEAVY_FIELDS, jobs_in_pop_order
@@ -83,8 +83,11 @@ def job_waiting_for(
     now = now or timezone.now()
     if job.run_after > now:
         return {"reason": "retry_scheduled", "until": job.run_after.isoformat()}
-    row = breaker_rows.get(job.dependency) if breaker_rows is not None else None
-    held = _breaker_holding(job.dependency, now, row=row, known=breaker_rows is not None)
+    if breaker_rows is not None:
+        row = breaker_rows.get(job.dependency)
+    else:
+        row = Breaker.objects.filter(name=job.dependency).first()
+    held = _breaker_holding(job.dependency, now, row=row) or _flow_holding(job.dependency, now, row=row)
     if held is not None:
         return held
     position = job_position(job) if position is None else position
@@ -93,11 +96,9 @@ def job_waiting_for(
     return {"reason": "next", "jobs_ahead": 0}
 
 
-def _breaker_holding(dependency: str, now, *, row: Breaker | None = None, known: bool = False) -> dict[str, Any] | None:
-    """Why the job's breaker holds it, or None when the breaker admits calls (``known``: ``row``
-    was already read, None meaning the dependency has no breaker row yet)."""
-    if not known:
-        row = Breaker.objects.filter(name=dependency).first()
+def _breaker_holding(dependency: str, now, *, row: Breaker | None) -> dict[str, Any] | None:
+    """Why the job's breaker holds it, or None when the breaker admits calls (``row`` None: the
+    dependency has no breaker row yet)."""
     if row is None or breakers.decide(row, now) == breakers.Decision.ADMIT:
         return None
     override = breakers.override_in_force(row, now)
@@ -108,6 +109,29 @@ def _breaker_holding(dependency: str, now, *, row: Breaker | None = None, known:
         "state": f"forced {override}" if override else row.state,
         **({"until": until.isoformat()} if until else {}),
     }
+
+
+def _flow_holding(dependency: str, now: datetime, *, row: Breaker | None) -> dict[str, Any] | None:
+    """Why flow control holds the job (the limit, and when it can next start), or None. The
+    claim's own rules (``breakers.flow``) on the same row; calls in flight are live leases."""
+    if row is None:
+        return None
+    dep = dependencies.configured().get(dependency) or dependencies.Dependency(name=dependency)
+    allowed = breakers.flow.allowance(row, dep, now)
+    if allowed.calls is not None:
+        running = Job.objects.filter(status=JobStatus.RUNNING, dependency=dependency, lease_expires_at__gt=now)
+        in_flight = running.count()
+        if in_flight >= allowed.calls:
+            soonest = running.order_by("lease_expires_at").values_list("lease_expires_at", flat=True).first()
+            return {
+                "reason": allowed.why, "dependency": dependency, "in_flight": in_flight, "limit": allowed.calls,
+                "when": "a call in flight finishes",
+                **({"at_latest": soonest.isoformat()} if soonest else {}),
+            }
+    if allowed.rate is not None and not breakers.flow.rate_admits(row, allowed.rate, now.timestamp()):
+        return {"reason": "rate_limit", "dependency": dependency, "rate_limit": str(allowed.rate),
+                "until": datetime.fromtimestamp(row.rate_tat, UTC).isoformat()}
+    return None
 
 
 def jobs_running(*, limit: int = 100) -> list[Job]:

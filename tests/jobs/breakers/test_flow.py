@@ -1,0 +1,202 @@
+"""Flow control at the claim: the probe limit, slow start, the cap and the rate limit, against a
+reference model (hypothesis) and case by case, on the real database with an injected clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jobs import breakers, dependencies, queue, selectors, services
+from jobs.breakers import Outcome, flow
+from jobs.models import Breaker, BreakerState, Job, JobStatus
+from tests.jobs.breakers.svc import SVC, T0, at
+
+pytestmark = pytest.mark.django_db
+
+
+def configure(**options: object):
+    return override_settings(RESILIENT={"DEPENDENCIES": {SVC: options}, "LEASE_SECONDS": 600})
+
+
+def backlog(count: int, *, dependency: str = SVC) -> list[Job]:
+    jobs = [services.job_submit(kind="noop", dependency=dependency, max_attempts=1)[0] for _ in range(count)]
+    Job.objects.filter(seq__in=[j.seq for j in jobs]).update(run_after=T0)
+    return jobs
+
+
+def take(want: int, now: float = 0, worker: str = "w") -> list[Job]:
+    return [c.job for c in queue.claims_take(worker_id=worker, limit=want, now=at(now))]
+
+
+def succeed(job: Job, now: float = 0) -> None:
+    queue.jobs_succeed(successes=[queue.Success(job=job, result={}, duration=0.01, finished_at=at(now))],
+                       worker_id="w")
+    breakers.breaker_record(name=job.dependency, outcome=Outcome.SUCCESS, duration=0.01, now=at(now))
+
+
+def fail(job: Job, now: float = 0) -> None:
+    queue.job_fail(job=job, worker_id="w", error="HTTP 503", retryable=False, retry_after=None, duration=0.01)
+    breakers.breaker_record(name=job.dependency, outcome=Outcome.FAILURE, duration=0.01, error="HTTP 503",
+                            now=at(now))
+
+
+# --- the reference model --------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    """What the docs promise, written as plainly as possible."""
+
+    threshold: int
+    cap: int | None
+    interval: float | None  # the rate limit's spacing
+    failures: int = 0
+    window: int = 0
+    open: bool = False
+    tat: float | None = None
+    in_flight: list[int] = field(default_factory=list)
+
+    def allowance(self) -> int | None:
+        ceiling = min(flow.SLOW_START_CEILING, self.cap) if self.cap else flow.SLOW_START_CEILING
+        if self.failures or not self.window:
+            probe = max(1, self.threshold - self.failures)
+        else:
+            probe = self.window if self.window < ceiling else None
+        limits = [x for x in (probe, self.cap) if x is not None]
+        return min(limits) if limits else None
+
+    def claim(self, want: int, pending: int, now: float) -> int:
+        if self.open:
+            return 0
+        allowed = self.allowance()
+        n = min(want, pending, allowed - len(self.in_flight) if allowed is not None else want)
+        n = max(0, n)
+        if self.interval is not None and n:
+            if self.tat is not None and self.tat > now:
+                return 0
+            n = 1
+            self.tat = max(self.tat or now, now) + self.interval
+        return n
+
+    def succeed(self) -> None:
+        if self.open:
+            return
+        ceiling = min(flow.SLOW_START_CEILING, self.cap) if self.cap else flow.SLOW_START_CEILING
+        if self.failures or not self.window:
+            self.window = min(ceiling, max(1, self.threshold - self.failures) + 1)
+        else:
+            self.window = min(ceiling, self.window + 1)
+        self.failures = 0
+
+    def fail(self) -> None:
+        if self.open:
+            return
+        self.failures += 1
+        self.window = 0
+        self.open = self.failures >= self.threshold
+
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("claim"), st.integers(1, 8)),
+        st.tuples(st.just("ok"), st.integers(0, 30)),
+        st.tuples(st.just("fail"), st.integers(0, 30)),
+        st.tuples(st.just("tick"), st.sampled_from([0.05, 0.2, 0.5, 1.0])),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(threshold=st.integers(1, 5), cap=st.none() | st.integers(1, 6),
+       rate=st.none() | st.sampled_from(["5/s", "2/s"]), script=steps)
+def test_the_claim_admits_what_the_reference_model_admits(threshold, cap, rate, script):
+    Job.objects.all().delete()
+    Breaker.objects.all().delete()
+    options = {"failure_threshold": threshold, "reset_timeout": 1000, "max_concurrency": cap, "rate_limit": rate}
+    with configure(**options):
+        model = Model(threshold=threshold, cap=cap,
+                      interval=dependencies.parse_rate(rate).interval if rate else None)
+        pending = backlog(12)
+        breakers.breakers_ensure()
+        running: list[Job] = []
+        now = 0.0
+        for action, arg in script:
+            if action == "tick":
+                now += arg
+            elif action == "claim":
+                expected = model.claim(arg, len(pending), T0.timestamp() + now)
+                got = take(arg, now)
+                assert len(got) == expected, (action, arg, model)
+                running += got
+                taken = {j.seq for j in got}
+                pending = [j for j in pending if j.seq not in taken]
+                model.in_flight += [j.seq for j in got]
+            elif running:
+                job = running.pop(arg % len(running))
+                model.in_flight.remove(job.seq)
+                if action == "ok":
+                    succeed(job, now)
+                    model.succeed()
+                else:
+                    fail(job, now)
+                    model.fail()
+            assert Breaker.objects.get(name=SVC).state == (BreakerState.OPEN if model.open else BreakerState.CLOSED)
+        # Nothing held ever spent an attempt.
+        assert not Job.objects.filter(status=JobStatus.PENDING, attempts__gt=0).exists()
+
+
+# --- case by case -----------------------------------------------------------------------------------
+
+
+def test_a_new_dependency_is_probed_with_failure_threshold_calls_then_fewer_per_failure():
+    with configure(failure_threshold=3, reset_timeout=1000):
+        backlog(10)
+        first = take(10)
+        assert len(first) == 3 and take(10) == []
+        fail(first[0])
+        assert take(10) == [], "2 in flight, allowance 3 - 1 = 2"
+        fail(first[1])
+        assert take(10) == [], "1 in flight, allowance 1"
+        succeed(first[2])
+        assert len(take(10)) == 2, "a success ends probing: the window is the allowance + 1 = 1 + 1"
+
+
+def test_slow_start_doubles_per_round_and_ends_at_the_cap():
+    with configure(failure_threshold=2, max_concurrency=10):
+        backlog(60)
+        sizes = []
+        for _ in range(5):
+            round_ = take(50)
+            sizes.append(len(round_))
+            for job in round_:
+                succeed(job)
+        assert sizes == [2, 4, 8, 10, 10]
+
+
+def test_local_has_no_probe_limit_and_other_dependencies_keep_flowing():
+    with configure(failure_threshold=1, max_concurrency=1):
+        backlog(3)
+        backlog(5, dependency=dependencies.LOCAL)
+        got = take(10)
+        assert sorted(j.dependency for j in got) == [dependencies.LOCAL] * 5 + [SVC]
+
+
+def test_waiting_for_names_the_limit_and_when_the_job_can_next_start():
+    with configure(max_concurrency=1, rate_limit="1/m"):
+        first, second = backlog(2)
+        [taken] = take(5)
+        assert taken.seq == first.seq
+        waiting = selectors.job_waiting_for(Job.objects.get(seq=second.seq), now=at(1))
+        assert waiting["reason"] == "max_concurrency" and waiting["dependency"] == SVC
+        assert waiting["in_flight"] == 1 and waiting["limit"] == 1
+        succeed(taken, now=1)
+        waiting = selectors.job_waiting_for(Job.objects.get(seq=second.seq), now=at(2))
+        assert waiting["reason"] == "rate_limit" and waiting["rate_limit"] == "1/m"
+        assert waiting["until"] == at(60).isoformat()
+        assert take(5, now=30) == []
+        assert [j.seq for j in take(5, now=60)] == [second.seq]
