@@ -43,10 +43,11 @@ def _held_counts(names: list[str], *, limit: int = EXACT_LIMIT) -> dict[str, tup
 def _breakers(rows: dict[str, Breaker], now, *, held_limit: int = EXACT_LIMIT) -> list[dict[str, Any]]:
     rejecting = [name for name, row in rows.items() if breakers.decide(row, now) != breakers.Decision.ADMIT]
     held = _held_counts(rejecting, limit=held_limit)
+    in_flight = selectors.in_flight_by_dependency(now=now)  # flow control's calls in flight
     views = []
     for row in rows.values():
         count, bound = held.get(row.name, (0, "exact"))
-        view = presenters.breaker_view(row, now=now, held_counts={row.name: count})
+        view = presenters.breaker_view(row, now=now, held_counts={row.name: count}, in_flight=in_flight)
         view.pop("pending", None)  # only counted for rejecting breakers here
         view["held_bound"] = bound
         views.append(view)
@@ -57,8 +58,8 @@ def breakers_snapshot(*, held_limit: int = EXACT_LIMIT) -> list[dict[str, Any]]:
     """Every breaker in the shape of ``GET /api/breakers/`` (state, shadow_state, override with
     reason/actor/expiry, failures/threshold, opened_at, retry_at, held) plus ``held_bound``.
 
-    Two queries whatever the backlog: the breaker rows, and bounded held counts for the breakers
-    that reject calls (see ``_held_counts``)."""
+    Three queries whatever the backlog: the breaker rows, bounded held counts for the breakers
+    that reject calls (see ``_held_counts``), calls in flight by dependency (live leases)."""
     return _breakers(selectors.breaker_rows_configured(), timezone.now(), held_limit=held_limit)
 
 

@@ -7,7 +7,7 @@ dependency's breaker row to exist creates it first (``breakers.breaker_row``/``b
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -29,8 +29,31 @@ def _iso(value: datetime | None) -> str | None:
 # --- breakers -----------------------------------------------------------------------------------
 
 
-def breaker_view(row: Breaker, *, now: datetime, held_counts: dict[str, int]) -> dict[str, Any]:
-    """A breaker as the API shows it: effective state, shadow (automatic) state, override, counts."""
+def flow_view(row: Breaker, dep: Any, *, now: datetime, in_flight: int, pending: int) -> dict[str, Any]:
+    """A dependency's flow control as the API, /metrics and the dashboard show it."""
+    in_force = breakers.flow.limits(row, dep)
+    allowed = breakers.flow.allowance(row, dep, now)
+    admits = breakers.decide(row, now) == breakers.Decision.ADMIT
+    at_limit = admits and allowed.calls is not None and in_flight >= allowed.calls
+    rate_held = admits and not at_limit and not breakers.flow.rate_admits(row, allowed.rate, now.timestamp())
+    return {
+        "in_flight": in_flight,
+        "allowance": allowed.calls,
+        "allowance_reason": allowed.why or None,
+        **breakers.limits_view(in_force),
+        "adaptive_limit": breakers.flow.adaptive_limit(row, in_force.adaptive) if in_force.adaptive else None,
+        "rate_next_start": _iso(datetime.fromtimestamp(row.rate_tat, UTC)) if rate_held else None,
+        "configured": breakers.limits_view(breakers.flow.limits(None, dep)),
+        "live": row.limits or {},
+        "held_by_limit": pending if at_limit else 0,
+        "held_by_rate": pending if rate_held else 0,
+    }
+
+
+def breaker_view(row: Breaker, *, now: datetime, held_counts: dict[str, int],
+                 in_flight: dict[str, int] | None = None) -> dict[str, Any]:
+    """A breaker as the API shows it: effective state, shadow (automatic) state, override, counts,
+    flow control."""
     dep = selectors.breaker_policy(name=row.name)
     override = breakers.override_in_force(row, now)
     decision = breakers.decide(row, now)
@@ -65,6 +88,8 @@ def breaker_view(row: Breaker, *, now: datetime, held_counts: dict[str, int]) ->
         "max_reset_timeout": dep.max_reset_timeout,
         "slow_call_seconds": dep.slow_call_seconds,
         "updated_at": _iso(row.updated_at),
+        "flow": flow_view(row, dep, now=now, in_flight=(in_flight or {}).get(row.name, 0),
+                          pending=held_counts.get(row.name, 0)),
     }
 
 
@@ -72,7 +97,8 @@ def breaker_list() -> list[dict[str, Any]]:
     """Every breaker row in the shape of ``breaker_view``, by name."""
     now = timezone.now()
     counts = selectors.pending_by_dependency()
-    return [breaker_view(row, now=now, held_counts=counts) for row in selectors.breaker_rows()]
+    in_flight = selectors.in_flight_by_dependency(now=now)
+    return [breaker_view(row, now=now, held_counts=counts, in_flight=in_flight) for row in selectors.breaker_rows()]
 
 
 def breaker_details_public(details: dict[str, Any]) -> dict[str, Any]:
@@ -87,9 +113,10 @@ def breaker_detail(*, row: Breaker, events: int = 20, user: Any = None) -> dict[
     now = timezone.now()
     sees_all = access.can_view_all(user)
     counts = {row.name: selectors.pending_count_of(dependency=row.name)}
+    in_flight = selectors.in_flight_by_dependency(now=now, dependency=row.name)
     recent = selectors.breaker_transitions(row=row, limit=events)
     return {
-        **breaker_view(row, now=now, held_counts=counts),
+        **breaker_view(row, now=now, held_counts=counts, in_flight=in_flight),
         "recent_errors": breakers.recent_errors(row.name) if sees_all else [],
         "events": [
             {"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "from_state": e.from_state,

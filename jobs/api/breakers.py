@@ -1,4 +1,5 @@
-"""REST endpoints for the circuit breakers: read them, force them open or closed, release them."""
+"""REST endpoints for the circuit breakers: read them, force them open or closed, release them,
+change their dependency's flow-control limits."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from jobs.api.serializers import (
     BreakerDetailSerializer,
     BreakerSerializer,
     CircuitSerializer,
+    LimitsRequestSerializer,
     OverrideRequestSerializer,
 )
 from jobs.api.views import json_object
@@ -44,6 +46,25 @@ class BreakerDetailView(APIView):
     def get(self, request, name: str):
         # breaker_row creates a configured dependency's row on first sight (presenters only read).
         return Response(presenters.breaker_detail(row=breakers.breaker_row(name), user=request.user))
+
+    def get_permissions(self):
+        if self.request.method == "PATCH":
+            return [permission() for permission in LIMITS_PERMISSIONS]
+        return super().get_permissions()
+
+    @extend_schema(request=LimitsRequestSerializer,
+                   responses={200: BreakerDetailSerializer, **schema.errors(*schema.WRITE, 403, 404)},
+                   summary="Change the dependency's flow-control limits live (audited)")
+    def patch(self, request, name: str):
+        data = json_object(request.data, allowed=LIMITS_FIELDS)
+        reason = data.pop("reason", None)
+        breakers.breaker_limits_change(name=name, actor=services.actor_name(request.user), reason=reason,
+                                       changes=data)
+        return Response(presenters.breaker_detail(row=breakers.breaker_row(name), user=request.user))
+
+
+LIMITS_FIELDS = {"reason", *breakers.limits.FIELDS}
+LIMITS_PERMISSIONS = [permissions.operator("jobs.override_breaker")]  # the same as the overrides
 
 
 class _OverrideView(APIView):

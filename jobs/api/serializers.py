@@ -81,6 +81,25 @@ class TrialSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
 
 
+class LimitsSerializer(serializers.Serializer):
+    max_concurrency = serializers.IntegerField(allow_null=True)
+    rate_limit = serializers.CharField(allow_null=True)
+    adaptive = serializers.DictField(allow_null=True, help_text="{min, max} of adaptive concurrency.")
+
+
+class FlowSerializer(LimitsSerializer):
+    in_flight = serializers.IntegerField(help_text="Calls in flight now: running jobs with a live lease.")
+    allowance = serializers.IntegerField(allow_null=True, help_text="Calls in flight allowed now (null: no limit).")
+    allowance_reason = serializers.CharField(
+        allow_null=True, help_text="The tightest limit: probing, slow_start, max_concurrency, adaptive_concurrency.")
+    adaptive_limit = serializers.IntegerField(allow_null=True)
+    rate_next_start = serializers.DateTimeField(allow_null=True, help_text="Set while the rate limit holds jobs.")
+    configured = LimitsSerializer()
+    live = serializers.DictField(help_text="Operators' live limits (PATCH), each winning over the configured one.")
+    held_by_limit = serializers.IntegerField(help_text="Pending jobs waiting for a free slot now.")
+    held_by_rate = serializers.IntegerField(help_text="Pending jobs waiting for the rate limit's next start now.")
+
+
 class BreakerSerializer(serializers.Serializer):
     name = serializers.CharField()
     state = serializers.ChoiceField(choices=["closed", "open", "half-open"], help_text="What callers get now.")
@@ -102,6 +121,7 @@ class BreakerSerializer(serializers.Serializer):
     max_reset_timeout = serializers.FloatField()
     slow_call_seconds = serializers.FloatField()
     updated_at = serializers.DateTimeField()
+    flow = FlowSerializer(help_text="Flow control: calls in flight, the allowance and the limits in force.")
 
 
 class BreakerEventSerializer(serializers.Serializer):
@@ -128,6 +148,22 @@ class BreakerDetailSerializer(BreakerSerializer):
 @extend_schema_field({"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": breakers.MAX_TTL_SECONDS})
 class TtlField(serializers.FloatField):
     """More than 0 (the service refuses 0): OpenAPI 3.0 says so with ``exclusiveMinimum``."""
+
+
+class LimitsRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=breakers.MAX_REASON_CHARS, help_text="Why (required; audited).")
+    max_concurrency = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=100_000,
+        help_text="Calls in flight at once across all workers; null: no cap.")
+    rate_limit = serializers.RegexField(
+        r"^[1-9][0-9]{0,8}/[smh]$", required=False, allow_null=True,
+        help_text='Calls started per period across all workers: "N/s", "N/m" or "N/h"; null: no limit.')
+    adaptive_min = serializers.IntegerField(required=False, min_value=1, max_value=100_000,
+                                            help_text="Adaptive concurrency's lower bound (only when configured).")
+    adaptive_max = serializers.IntegerField(required=False, min_value=1, max_value=100_000,
+                                            help_text="Adaptive concurrency's upper bound (only when configured).")
+    reset = serializers.BooleanField(required=False,
+                                     help_text="true: back to the configured limits (send no other limit).")
 
 
 class OverrideRequestSerializer(serializers.Serializer):

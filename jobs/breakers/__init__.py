@@ -8,7 +8,7 @@ records each finished job with ``breaker_record``. ``breaker_admit`` and ``call_
 callers outside the worker; ``storage`` exposes the same row to plain pybreaker users (see docs/breakers.md).
 
 rules (pure decisions) · flow (flow control's pure rules: probe limit, slow start, cap, rate) · sql · store (rows) · history (events, log lines) · holds (held jobs) ·
-admission · transitions (the automatic state machine) · overrides · protected · storage (pybreaker)
+admission · transitions (the automatic state machine) · overrides · limits (operators' live limits) · protected · storage (pybreaker)
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from jobs.breakers import flow
 from jobs.breakers.admission import breaker_admit, rate_take, trial_acquire, trial_renew
 from jobs.breakers.history import recent_errors
 from jobs.breakers.holds import hold_if_rejecting
+from jobs.breakers.limits import breaker_limits_change, limits_view
 from jobs.breakers.overrides import (
     MAX_REASON_CHARS,
     MAX_TTL_SECONDS,
@@ -44,7 +45,7 @@ from jobs.exceptions import CircuitOpen
 
 __all__ = [
     "MAX_REASON_CHARS", "MAX_TTL_SECONDS", "SYSTEM", "Admission", "CircuitOpen", "Decision", "Outcome",
-    "breaker_admit", "breaker_force_closed", "breaker_force_open", "breaker_record", "breaker_release",
+    "breaker_admit", "breaker_limits_change", "limits_view", "breaker_force_closed", "breaker_force_open", "breaker_record", "breaker_release",
     "breaker_row", "breakers_ensure", "breakers_lock", "flow", "rate_take", "breakers_expire_overrides", "call_protected", "claim_gates", "classify",
     "decide", "default_owner", "effective_state", "hold_if_rejecting", "override_in_force", "recent_errors",
     "success_changes_nothing", "trial_acquire", "trial_renew",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -40,6 +41,15 @@ def counts_by_status() -> dict[str, int]:
 
 def pending_by_dependency() -> dict[str, int]:
     rows = Job.objects.filter(status=JobStatus.PENDING).values("dependency").annotate(n=Count("*")).order_by()
+    return {row["dependency"]: row["n"] for row in rows}
+
+
+def in_flight_by_dependency(*, now: datetime, dependency: str | None = None) -> dict[str, int]:
+    """Calls in flight per dependency: running jobs whose lease is live (what flow control counts)."""
+    running = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__gt=now)
+    if dependency is not None:
+        running = running.filter(dependency=dependency)
+    rows = running.values("dependency").annotate(n=Count("*")).order_by()
     return {row["dependency"]: row["n"] for row in rows}
 
 
