@@ -12,7 +12,7 @@ from django.utils.text import Truncator
 from jobs import access, breakers, selectors, services
 from jobs.admin import actions as admin_actions
 from jobs.admin.events import BreakerEventPrivacy
-from jobs.admin.forms import OverrideForm
+from jobs.admin.forms import LimitsForm, OverrideForm
 from jobs.admin.readonly import ReadOnly
 from jobs.exceptions import InvalidInput
 from jobs.models import Breaker, BreakerEvent
@@ -52,7 +52,7 @@ class BreakerAdmin(ReadOnly, admin.ModelAdmin):
 
     list_display = ["name", "state_display", "shadow_display", "override_display", "failures_display",
                     "retry_at", "held_display"]
-    actions = ["force_open", "force_closed", "release"]
+    actions = ["force_open", "force_closed", "release", "change_limits"]
     inlines = [BreakerEventInline]
     fieldsets = [
         (None, {"fields": ["name", "state_display", "shadow_display", "failures_display", "held_display",
@@ -60,6 +60,7 @@ class BreakerAdmin(ReadOnly, admin.ModelAdmin):
         ("Override", {"fields": ["override_display", "override_reason", "override_actor", "override_at",
                                  "override_expires_at"]}),
         ("Half-open trial", {"fields": ["trial_owner", "trial_job", "trial_expires_at"]}),
+        ("Flow control", {"fields": ["flow_display", "probe_window", "rate_tat", "adaptive_limit", "limits"]}),
         ("Recent counted failures", {"fields": ["recent_errors_display", "updated_at"]}),
     ]
     readonly_fields = [f for group in fieldsets for f in group[1]["fields"]]
@@ -168,6 +169,35 @@ class BreakerAdmin(ReadOnly, admin.ModelAdmin):
         """Admit every call (a known false alarm): failures are counted but never trip it."""
         return self._override_with_form(request, queryset, action="force_closed", title="Force closed",
                                         verb="forced closed", service=breakers.breaker_force_closed)
+
+    @admin.display(description="flow control")
+    def flow_display(self, row: Breaker) -> str:
+        """The allowance in force and the limits behind it (the claim's own rules)."""
+        dep = selectors.breaker_policy(name=row.name)
+        allowed = breakers.flow.allowance(row, dep, timezone.now())
+        limits = breakers.limits_view(breakers.flow.limits(row, dep))
+        calls = "no limit" if allowed.calls is None else f"{allowed.calls} in flight ({allowed.why})"
+        return f"{calls}; cap {limits['max_concurrency'] or 'none'}; rate {limits['rate_limit'] or 'none'}"
+
+    @admin.action(description="Change limits…", permissions=["override"])
+    def change_limits(self, request, queryset):
+        """Throttle or loosen a dependency live (audited; honoured at every worker's next claim)."""
+        form = LimitsForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            changes = {"reset": True} if data["reset"] else {
+                "max_concurrency": data["max_concurrency"], "rate_limit": data["rate_limit"] or None}
+            try:
+                self._override(request, queryset, "limits changed", breakers.breaker_limits_change,
+                               reason=data["reason"], changes=changes)
+                return None
+            except InvalidInput as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        return admin_actions.action_form_page(
+            self, request, queryset, action="change_limits", title="Change limits", form=form,
+            items=[f"{row.name}: {self.flow_display(row)}" for row in queryset.order_by("name")[:20]],
+            intro="Every worker honours the new limits at its next claim; calls already in flight finish.",
+        )
 
     @admin.action(description="Release (back to automatic)", permissions=["override"])
     def release(self, request, queryset):

@@ -31,3 +31,23 @@ class OverrideForm(forms.Form):
         label="Duration (minutes)",
         help_text="Optional: the override lifts by itself after this many minutes. Empty: until released.",
     )
+
+
+class LimitsForm(forms.Form):
+    """Change limits…: the cap and the rate limit in force (empty: no limit), or back to configured."""
+
+    reason = forms.CharField(
+        max_length=breakers.MAX_REASON_CHARS, widget=forms.TextInput(attrs={"size": 60}),
+        help_text="Required: shown in the breaker's history and on the dashboard.",
+    )
+    max_concurrency = forms.IntegerField(
+        required=False, min_value=1, max_value=100_000, label="Max concurrency",
+        help_text="Calls in flight at once across all workers. Empty: no cap.",
+    )
+    rate_limit = forms.CharField(
+        required=False, max_length=16, label="Rate limit",
+        help_text='Calls started per period across all workers: "N/s", "N/m" or "N/h". Empty: no limit.',
+    )
+    reset = forms.BooleanField(
+        required=False, label="Back to configured", help_text="Ignore the two fields above: use the configured limits.",
+    )

@@ -173,3 +173,22 @@ def test_breaker_event_admin_lists_the_history(admin_client):
     found = admin_client.get("/admin/jobs/breakerevent/", {"q": "maintenance"})
     assert [e.kind for e in found.context["cl"].result_list] == ["forced_open"]
     assert admin_client.get("/admin/jobs/breakerevent/add/").status_code == 403
+
+
+def test_change_limits_asks_a_reason_then_applies_through_the_service(admin_client):
+    first = act(admin_client, "change_limits", "default")
+    assert first.status_code == 200 and "default: 3 in flight (probing)" in first.content.decode()
+    bad = act(admin_client, "change_limits", "default", apply="1", reason="slow down", rate_limit="5 a second")
+    assert bad.templates[0].name == "admin/jobs/action_form.html"  # the service refused the rate
+    assert "rate_limit must be" in bad.content.decode() or "must be a string" in bad.content.decode()
+    assert not BreakerEvent.objects.filter(kind=BreakerEventKind.LIMITS_CHANGED).exists()
+
+    done = act(admin_client, "change_limits", "default", apply="1", reason="slow down", max_concurrency="2",
+               rate_limit="5/s")
+    assert "Limits changed: default." in messages_of(done)
+    assert Breaker.objects.get(name="default").limits == {"max_concurrency": 2, "rate_limit": "5/s"}
+    event = BreakerEvent.objects.get(kind=BreakerEventKind.LIMITS_CHANGED)
+    assert event.actor == "user:operator" and event.details["new"]["max_concurrency"] == 2
+
+    act(admin_client, "change_limits", "default", apply="1", reason="incident over", reset="on")
+    assert Breaker.objects.get(name="default").limits == {}
