@@ -3,13 +3,16 @@ change their dependency's flow-control limits."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+import re
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import breakers, dependencies, presenters, services
-from jobs.api import permissions, schema
+from jobs import breakers, conf, dependencies, presenters, services
+from jobs.api import compat, permissions, schema
 from jobs.api.pagination import StrictPageNumberPagination
 from jobs.api.serializers import (
     BreakerDetailSerializer,
@@ -20,6 +23,7 @@ from jobs.api.serializers import (
 )
 from jobs.api.views import json_object
 from jobs.exceptions import InvalidInput
+from jobs.handlers import registry as handlers
 
 OVERRIDE_FIELDS = {"reason", "ttl_seconds"}
 NAME_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
@@ -96,12 +100,26 @@ class ReleaseView(_OverrideView):
 
 
 class CircuitView(APIView):
-    """The write-up's ``GET /circuit``: the default dependency's breaker."""
+    """The write-up's ``GET /circuit``: the breaker its flow goes through, or ``?dependency=``'s."""
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: CircuitSerializer, **schema.errors()},
-                   summary="The default breaker, the write-up's way")
+    @extend_schema(
+        parameters=[OpenApiParameter(
+            "dependency", OpenApiTypes.STR, pattern=f"^{NAME_PATTERN}$",
+            description="The dependency to describe. Default: `validation` when VALIDATION_URL is set, "
+                        "otherwise the dependency the write-up's `POST /jobs` jobs run on.")],
+        responses={200: CircuitSerializer, **schema.errors(400, 404)},
+        summary="A breaker, the write-up's way",
+    )
     def get(self, request):
-        row = breakers.breaker_row(dependencies.DEFAULT)  # created on first sight, as for the list
-        return Response(presenters.circuit_status(row=row, user=request.user))
+        unknown = sorted(set(request.query_params) - {"dependency"})
+        if unknown:
+            raise InvalidInput(unknown[0], "unknown parameter; allowed: dependency")
+        name = request.query_params.get("dependency")
+        if name is None:
+            name = dependencies.VALIDATION if conf.get("VALIDATION_URL") else handlers.get(compat.WRITE_UP_KIND).dependency
+        elif not re.fullmatch(NAME_PATTERN, name):
+            raise InvalidInput("dependency", "must be a dependency name (letters, digits, _ . -; at most 64)")
+        row = breakers.breaker_row(name)  # created on first sight for a configured one; else 404
+        return Response({"dependency": name, **presenters.circuit_status(row=row, user=request.user)})

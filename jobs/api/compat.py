@@ -15,6 +15,8 @@ from jobs.models import PRIORITY_EMERGENCY
 
 WRITE_UP_PRIORITY = 1
 
+WRITE_UP_KIND = "simulate"  # what the write-up's POST /jobs submits (GET /circuit describes its dependency)
+
 
 class WriteUpJobView(APIView):
     """Any JSON object becomes a ``simulate`` job's payload; ``"emergency": true`` means priority 10."""
@@ -33,7 +35,7 @@ class WriteUpJobView(APIView):
         payload = json_object(request.data, allowed=None)
         emergency = payload.get("emergency") is True
         job, _ = services.job_submit(
-            kind="simulate",
+            kind=WRITE_UP_KIND,
             payload=payload,
             priority=PRIORITY_EMERGENCY if emergency else WRITE_UP_PRIORITY,
             submitter=request.user,

@@ -175,6 +175,7 @@ class OverrideRequestSerializer(serializers.Serializer):
 
 
 class CircuitSerializer(BreakerSerializer):
+    dependency = serializers.CharField(help_text="The dependency this breaker guards (the one described).")
     state = serializers.CharField(help_text='"Closed (failures: N)", "Open (reopening in N ms)", '
                                             '"Open (ready to test)", "Half-Open" or "Open (forced)".')
     status = serializers.ChoiceField(choices=["closed", "open", "half-open"])

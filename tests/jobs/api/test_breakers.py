@@ -64,7 +64,7 @@ def test_force_open_with_reason_and_ttl_then_release(operator_api, api):
     assert body["override"]["state"] == "open"
     assert body["override"]["reason"] == "maintenance" and body["override"]["actor"] == "user:operator"
     assert body["override"]["expires_at"]
-    assert api.get("/circuit").json()["state"] == "Open (forced)"
+    assert api.get("/circuit?dependency=default").json()["state"] == "Open (forced)"
     response = operator_api.post("/api/breakers/default/release/", {"reason": "done"}, format="json")
     assert response.json()["state"] == "closed" and response.json()["override"] is None
     kinds = list(BreakerEvent.objects.filter(breaker="default").values_list("kind", "actor", "reason"))
@@ -113,19 +113,19 @@ def test_overrides_need_staff_and_the_permission(api, readonly_api, anon_api, st
 
 
 def test_circuit_strings(api):
-    body = api.get("/circuit").json()
+    body = api.get("/circuit?dependency=default").json()
     assert body["state"] == "Closed (failures: 0)" and body["status"] == "closed" and body["name"] == "default"
     fail(n=1)
-    assert api.get("/circuit").json()["state"] == "Closed (failures: 1)"
+    assert api.get("/circuit?dependency=default").json()["state"] == "Closed (failures: 1)"
     fail(n=2)
-    body = api.get("/circuit").json()
+    body = api.get("/circuit?dependency=default").json()
     assert body["state"].startswith("Open (reopening in ") and body["state"].endswith(" ms)")
     ms = int(body["state"].split("in ")[1].split(" ")[0])
     assert 0 < ms <= 30_000 and body["retry_in_ms"] is not None
     Breaker.objects.filter(name="default").update(retry_at=timezone.now() - timedelta(seconds=1))
-    assert api.get("/circuit").json()["state"] == "Open (ready to test)"
+    assert api.get("/circuit?dependency=default").json()["state"] == "Open (ready to test)"
     breakers.breaker_admit(name="default", owner="w1")
-    body = api.get("/circuit").json()
+    body = api.get("/circuit?dependency=default").json()
     assert body["state"] == "Half-Open" and body["trial"]["owner"] == "w1"
 
 
@@ -244,3 +244,17 @@ def test_null_override_fields_are_400_naming_the_field(operator_api, action, fie
 def test_a_blank_reason_is_no_reason(operator_api):
     response = operator_api.post("/api/breakers/default/force-open/", {"reason": ""}, format="json")
     assert response.status_code == 200 and response.json()["override"]["reason"] == ""
+
+
+def test_circuit_names_the_dependency_it_describes(api, monkeypatch):
+    body = api.get("/circuit").json()
+    assert body["dependency"] == body["name"] == "local", "the write-up's POST /jobs jobs run on local"
+    monkeypatch.setenv("VALIDATION_URL", "http://127.0.0.1:9/validate")
+    assert api.get("/circuit").json()["dependency"] == "validation"
+    fail("default", 1)
+    body = api.get("/circuit?dependency=default").json()
+    assert body["dependency"] == "default" and body["state"] == "Closed (failures: 1)"
+    assert api.get("/circuit?dependency=nope").status_code == 404
+    bad = api.get("/circuit?dependency=a%20b")
+    assert bad.status_code == 400 and "dependency" in bad.json()
+    assert "depnedency" in api.get("/circuit?depnedency=default").json()
