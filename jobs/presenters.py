@@ -7,7 +7,7 @@ dependency's breaker row to exist creates it first (``breakers.breaker_row``/``b
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
@@ -27,27 +27,6 @@ def _iso(value: datetime | None) -> str | None:
 
 
 # --- breakers -----------------------------------------------------------------------------------
-
-
-def flow_view(row: Breaker, dep: Any, *, now: datetime, in_flight: int, pending: int) -> dict[str, Any]:
-    """A dependency's flow control as the API, /metrics and the dashboard show it."""
-    in_force = breakers.flow.limits(row, dep)
-    allowed = breakers.flow.allowance(row, dep, now)
-    admits = breakers.decide(row, now) == breakers.Decision.ADMIT
-    at_limit = admits and allowed.calls is not None and in_flight >= allowed.calls
-    rate_held = admits and not at_limit and not breakers.flow.rate_admits(row, allowed.rate, now.timestamp())
-    return {
-        "in_flight": in_flight,
-        "allowance": allowed.calls,
-        "allowance_reason": allowed.why or None,
-        **breakers.limits_view(in_force),
-        "adaptive_limit": breakers.flow.adaptive_limit(row, in_force.adaptive) if in_force.adaptive else None,
-        "rate_next_start": _iso(datetime.fromtimestamp(row.rate_tat, UTC)) if rate_held else None,
-        "configured": breakers.limits_view(breakers.flow.limits(None, dep)),
-        "live": row.limits or {},
-        "held_by_limit": pending if at_limit else 0,
-        "held_by_rate": pending if rate_held else 0,
-    }
 
 
 def breaker_view(row: Breaker, *, now: datetime, held_counts: dict[str, int],
@@ -88,8 +67,8 @@ def breaker_view(row: Breaker, *, now: datetime, held_counts: dict[str, int],
         "max_reset_timeout": dep.max_reset_timeout,
         "slow_call_seconds": dep.slow_call_seconds,
         "updated_at": _iso(row.updated_at),
-        "flow": flow_view(row, dep, now=now, in_flight=(in_flight or {}).get(row.name, 0),
-                          pending=held_counts.get(row.name, 0)),
+        "flow": selectors.breaker_flow(row=row, now=now, in_flight=(in_flight or {}).get(row.name, 0),
+                                       pending=held_counts.get(row.name, 0)),
     }
 
 

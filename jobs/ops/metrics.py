@@ -108,8 +108,41 @@ def breaker_families() -> Iterable[Metric]:
         "reopened, closed, trial_abandoned, forced_open, forced_closed, released, override_expired).",
         labels=["dependency", "kind"],
     )
+    flow = {
+        "in_flight": GaugeMetricFamily(
+            "resilient_dependency_in_flight",
+            "Calls in flight to the dependency: running jobs with a live lease (what flow control counts).",
+            labels=["dependency"]),
+        "allowance": GaugeMetricFamily(
+            "resilient_dependency_allowance",
+            "Calls in flight flow control allows now (the tightest of the probe limit, slow start, the cap "
+            "and the adaptive limit); -1 when nothing limits it.", labels=["dependency"]),
+        "max_concurrency": GaugeMetricFamily(
+            "resilient_dependency_max_concurrency", "The cap on calls in flight in force; -1 when none.",
+            labels=["dependency"]),
+        "rate": GaugeMetricFamily(
+            "resilient_dependency_rate_limit_per_second", "The rate limit in force, in calls per second; -1 when none.",
+            labels=["dependency"]),
+        "adaptive_limit": GaugeMetricFamily(
+            "resilient_dependency_adaptive_limit", "The adaptive (AIMD) concurrency limit; -1 when not adaptive.",
+            labels=["dependency"]),
+        "held_by_limit": GaugeMetricFamily(
+            "resilient_jobs_held_by_limit",
+            "Pending jobs waiting because their dependency is at its allowance (probe, cap or adaptive limit).",
+            labels=["dependency"]),
+        "held_by_rate": GaugeMetricFamily(
+            "resilient_jobs_held_by_rate",
+            "Pending jobs waiting for their dependency's rate limit to allow the next start.", labels=["dependency"]),
+    }
     for b in snapshot:
         name = b["dependency"]
+        f = b["flow"]
+        rate = dependencies.parse_rate(f["rate_limit"]) if f["rate_limit"] else None
+        values = {"in_flight": f["in_flight"], "allowance": f["allowance"], "max_concurrency": f["max_concurrency"],
+                  "rate": rate.calls / rate.per_seconds if rate else None, "adaptive_limit": f["adaptive_limit"],
+                  "held_by_limit": f["held_by_limit"], "held_by_rate": f["held_by_rate"]}
+        for key, family in flow.items():
+            family.add_metric([name], -1 if values[key] is None else values[key])
         for value in BREAKER_STATES:
             state.add_metric([name, value], 1 if b["state"] == value else 0)
             automatic.add_metric([name, value], 1 if b["shadow_state"] == value else 0)
@@ -120,7 +153,7 @@ def breaker_families() -> Iterable[Metric]:
         held.add_metric([name], b["held"])
         for kind in selectors.TRANSITION_KINDS:
             transitions.add_metric([name, kind], b["transitions"].get(kind, 0))
-    return [state, automatic, override, failures, threshold, held, transitions]
+    return [state, automatic, override, failures, threshold, held, transitions, *flow.values()]
 
 
 EXTRA_FAMILIES.append(breaker_families)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from jobs.selectors.breakers import (
     breaker_events_recent,
+    breaker_flow,
     breaker_policy,
     breaker_rows,
     breaker_rows_configured,
@@ -60,6 +61,7 @@ __all__ = [
     "TRANSITION_KINDS",
     "breaker_events_recent",
     "breaker_metrics",
+    "breaker_flow",
     "breaker_policy",
     "breaker_rows",
     "breaker_rows_configured",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from jobs import dependencies
+from jobs import breakers, dependencies
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
 
 
@@ -49,3 +52,27 @@ def breakers_with_pending(queryset: QuerySet[Breaker] | None = None) -> QuerySet
     )
     queryset = Breaker.objects.all() if queryset is None else queryset
     return queryset.annotate(pending=Coalesce(Subquery(count, output_field=IntegerField()), 0))
+
+
+def breaker_flow(*, row: Breaker, now: datetime, in_flight: int, pending: int) -> dict[str, Any]:
+    """A dependency's flow control as the API, /metrics and the dashboard show it: calls in
+    flight, the allowance and the limit behind it, the limits in force and configured, and the
+    pending jobs a limit holds now (all of them, while it admits nothing more)."""
+    dep = breaker_policy(name=row.name)
+    in_force = breakers.flow.limits(row, dep)
+    allowed = breakers.flow.allowance(row, dep, now)
+    admits = breakers.decide(row, now) == breakers.Decision.ADMIT
+    at_limit = admits and allowed.calls is not None and in_flight >= allowed.calls
+    rate_held = admits and not at_limit and not breakers.flow.rate_admits(row, allowed.rate, now.timestamp())
+    return {
+        "in_flight": in_flight,
+        "allowance": allowed.calls,
+        "allowance_reason": allowed.why or None,
+        **breakers.limits_view(in_force),
+        "adaptive_limit": breakers.flow.adaptive_limit(row, in_force.adaptive) if in_force.adaptive else None,
+        "rate_next_start": datetime.fromtimestamp(row.rate_tat, UTC).isoformat() if rate_held else None,
+        "configured": breakers.limits_view(breakers.flow.limits(None, dep)),
+        "live": row.limits or {},
+        "held_by_limit": pending if at_limit else 0,
+        "held_by_rate": pending if rate_held else 0,
+    }

@@ -13,8 +13,8 @@ from django.utils import timezone
 from jobs import breakers, dependencies, dialect
 from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
 from jobs.selectors import sql
-from jobs.selectors.breakers import breaker_policy
-from jobs.selectors.counts import pending_by_dependency
+from jobs.selectors.breakers import breaker_flow, breaker_policy
+from jobs.selectors.counts import in_flight_by_dependency, pending_by_dependency
 
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 TRANSITION_KINDS = tuple(k for k in BreakerEventKind.values if k != BreakerEventKind.FAILURE)
@@ -111,12 +111,13 @@ def breaker_metrics() -> list[dict[str, Any]]:
     """Per breaker, for Prometheus: effective and automatic state, override, held jobs, failures,
     transitions by kind.
 
-    Three small queries, whatever the size of the history: transitions are counted with
+    Four small queries (the fourth: calls in flight), whatever the size of the history: transitions are counted with
     ``breaker IN (...) AND kind IN (...)`` on the BreakerEvent index (breaker, kind, -id), so the
     (many) counted-failure rows are never read. A configured dependency without a row yet (fresh
     database) reports closed, as its breaker would be."""
     now = timezone.now()
     counts = pending_by_dependency()
+    in_flight = in_flight_by_dependency(now=now)
     rows = {row.name: row for row in Breaker.objects.order_by("name")}
     for name in dependencies.configured():
         rows.setdefault(name, Breaker(name=name, updated_at=now))
@@ -136,5 +137,6 @@ def breaker_metrics() -> list[dict[str, Any]]:
             "held": 0 if admits else counts.get(name, 0), "failures": row.failures,
             "threshold": breaker_policy(name=name).failure_threshold,
             "transitions": transitions.get(name, {}),
+            "flow": breaker_flow(row=row, now=now, in_flight=in_flight.get(name, 0), pending=counts.get(name, 0)),
         })
     return result

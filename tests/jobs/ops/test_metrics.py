@@ -276,3 +276,21 @@ def test_a_breaker_tripped_by_another_process_shows_in_the_scrape(client):
     m = scrape(client)
     assert breaker_gauges(m, "resilient_breaker_state", "default") == {"closed": 0, "open": 1, "half-open": 0}
     assert m["resilient_breaker_transitions_total"][key(dependency="default", kind="opened")] == 1
+
+
+@pytest.mark.django_db
+@override_settings(RESILIENT={"DEPENDENCIES": {"billing": {"max_concurrency": 2, "rate_limit": "120/m"}}})
+def test_flow_control_metrics_show_in_flight_the_allowance_the_limits_and_held_jobs(client):
+    for _ in range(3):
+        services.job_submit(kind="noop", dependency="billing")
+    Breaker.objects.filter(name="billing").update(probe_window=breakers.flow.SLOW_START_CEILING)
+    queue.jobs_claim(worker_id="w", limit=10)  # the rate limit starts one
+    m = scrape(client)
+    billing = key(dependency="billing")
+    assert m["resilient_dependency_in_flight"][billing] == 1
+    assert m["resilient_dependency_allowance"][billing] == 2
+    assert m["resilient_dependency_max_concurrency"][billing] == 2
+    assert m["resilient_dependency_rate_limit_per_second"][billing] == 2.0
+    assert m["resilient_jobs_held_by_rate"][billing] == 2 and m["resilient_jobs_held_by_limit"][billing] == 0
+    assert m["resilient_dependency_allowance"][key(dependency="local")] == -1
+    assert m["resilient_dependency_adaptive_limit"][billing] == -1
