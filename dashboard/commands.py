@@ -116,6 +116,14 @@ def _breaker_command(service: Callable[..., Any]) -> Callable[[dict[str, Any], A
     return run
 
 
+def _breaker_limits(message: dict[str, Any], user: Any) -> dict[str, Any]:
+    # Same input rules as PATCH /api/breakers/{name}/: the service checks every value and the reason.
+    changes = {k: message[k] for k in breakers.limits.FIELDS if k in message}
+    row = breakers.breaker_limits_change(name=_required(message, "name"), actor=services.actor_name(user),
+                                         reason=message.get("reason"), changes=changes)
+    return {"breaker": {**_breaker(row), "limits": row.limits}}
+
+
 COMMON = frozenset({"action", "ref"})
 COMMANDS: dict[str, Command] = {
     "reprioritise": Command("jobs.reprioritise_job", _reprioritise, COMMON | {"id", "priority"}),
@@ -133,6 +141,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "breaker_release": Command(
         "jobs.override_breaker", _breaker_command(breakers.breaker_release), COMMON | {"name", "reason", "ttl_seconds"}
+    ),
+    "breaker_limits": Command(
+        "jobs.override_breaker", _breaker_limits, COMMON | {"name", "reason", *breakers.limits.FIELDS}
     ),
 }
 

@@ -55,6 +55,8 @@ export function wireActions(ui) {
       command(message, (reply) => { button.disabled = false; rowError(button, reply); });
       return;
     }
+    const limitsButton = event.target.closest('button[data-limits]');
+    if (limitsButton) { openLimitsDialog(limitsButton); return; }
     const override = event.target.closest('button[data-breaker-action]');
     if (override) { openBreakerDialog(override); return; }
     const detail = event.target.closest('button[data-detail]');
@@ -120,6 +122,50 @@ export function wireActions(ui) {
       slot.textContent = errorText(reply);
       if (reply.field === 'reason') reason.setAttribute('aria-invalid', 'true');
       if (reply.field === 'ttl_seconds') duration.setAttribute('aria-invalid', 'true');
+    });
+  });
+
+  // Flow-control limits: the same dialog pattern, one breaker_limits command (PATCH's rules).
+  const limitsDialog = document.getElementById('limits-dialog');
+  const limitsForm = document.getElementById('limits-form');
+  const limitsConfirm = document.getElementById('limits-confirm');
+  const limitFields = ['max_concurrency', 'rate_limit', 'reason'];
+  let limitsFor = null; // {name, opener}
+  function openLimitsDialog(button) {
+    const flow = JSON.parse(button.dataset.flow || '{}');
+    limitsFor = { name: button.dataset.limits, opener: button };
+    limitsForm.reset();
+    for (const f of [...limitFields, 'form']) document.getElementById(`limits-${f}-error`).textContent = '';
+    document.getElementById('limits-max-concurrency').value = flow.max_concurrency ?? '';
+    document.getElementById('limits-rate-limit').value = flow.rate_limit ?? '';
+    document.getElementById('limits-dialog-h').textContent = `Limits of ${limitsFor.name}`;
+    limitsConfirm.textContent = `Apply to ${limitsFor.name}`;
+    limitsDialog.showModal();
+    document.getElementById('limits-max-concurrency').focus();
+  }
+  limitsDialog.addEventListener('close', () => {
+    if (limitsFor?.opener?.isConnected) limitsFor.opener.focus();
+    limitsFor = null;
+  });
+  document.getElementById('limits-cancel').addEventListener('click', () => limitsDialog.close());
+  limitsForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!limitsFor) return;
+    for (const f of [...limitFields, 'form']) document.getElementById(`limits-${f}-error`).textContent = '';
+    const message = { action: 'breaker_limits', name: limitsFor.name, reason: document.getElementById('limits-reason').value };
+    if (document.getElementById('limits-reset').checked) message.reset = true;
+    else {
+      const cap = document.getElementById('limits-max-concurrency').value;
+      const rate = document.getElementById('limits-rate-limit').value.trim();
+      message.max_concurrency = cap === '' ? null : integerOrRaw(cap);
+      message.rate_limit = rate === '' ? null : rate;
+    }
+    limitsConfirm.disabled = true;
+    command(message, (reply) => {
+      limitsConfirm.disabled = false;
+      if (reply.type !== 'error') { limitsDialog.close(); return; }
+      const slot = document.getElementById(`limits-${limitFields.includes(reply.field) ? reply.field : 'form'}-error`);
+      slot.textContent = errorText(reply);
     });
   });
 

@@ -89,6 +89,8 @@ export function waitingText(row) {
     return `${w.jobs_ahead} job${w.jobs_ahead === 1 ? '' : 's'} ahead${held}`;
   }
   if (w.reason === 'next') return 'next to run';
+  if (w.reason === 'rate_limit') return `held: ${w.dependency} rate limit ${w.rate_limit}, next start ${relative(w.until)}`;
+  if (w.limit !== undefined) return `held: ${w.dependency} ${w.reason.replace('_', ' ')} (${w.in_flight} / ${w.limit} in flight)`;
   return w.reason;
 }
 
@@ -261,6 +263,16 @@ function stat(label, ...value) {
   return el('div', { class: 'stat' }, el('dt', { text: label }), el('dd', {}, ...value));
 }
 
+// Flow control on the card: calls in flight against the allowance (and why), the cap, the rate.
+function flowStats(f) {
+  if (!f) return [];
+  const allowance = f.allowance === null ? 'no limit' : `${f.allowance}${f.allowance_reason ? ` (${f.allowance_reason.replace('_', ' ')})` : ''}`;
+  const stats = [stat('In flight', el('span', { class: 'in-flight', text: `${f.in_flight} / ${allowance}` })),
+    stat('Cap', f.max_concurrency ?? '—'), stat('Rate', f.rate_limit ?? '—')];
+  if (f.adaptive_limit !== null) stats.push(stat('Adaptive', `${f.adaptive_limit} (${f.adaptive.min}–${f.adaptive.max})`));
+  return stats;
+}
+
 export function renderBreakers(container, empty, breakers, ui) {
   empty.hidden = breakers.length > 0;
   reconcile(container, breakers, (b) => b.name, (b) => {
@@ -277,6 +289,10 @@ export function renderBreakers(container, empty, breakers, ui) {
       for (const [action, label] of BREAKER_ACTIONS) {
         controls.append(el('button', { type: 'button', class: `override-button ${action}`, 'data-breaker-action': action,
           'data-breaker': b.name, 'aria-haspopup': 'dialog', 'aria-label': `${label} breaker ${b.name}`, text: label }));
+      }
+      if (ui.can.has('breaker_limits')) {
+        controls.append(el('button', { type: 'button', class: 'override-button breaker_limits', 'data-limits': b.name,
+          'aria-haspopup': 'dialog', 'aria-label': `Limits of ${b.name}`, text: 'Limits…' }));
       }
       card.append(controls, el('p', { class: 'error row-error', role: 'alert' }));
     }
@@ -312,7 +328,10 @@ export function renderBreakers(container, empty, breakers, ui) {
       stat('Held jobs', el('span', { class: 'held-count', 'data-held': b.held, text: countText(b.held ?? 0, b.held_bound) })),
       stat('Failures', `${b.failures ?? 0} / ${b.threshold ?? '?'}`),
       stat('Opened', ...(b.opened_at ? [countdown(b.opened_at)] : ['—'])),
-      stat('Retry', ...retry));
+      stat('Retry', ...retry),
+      ...flowStats(b.flow));
+    const limits = card.querySelector('button[data-limits]');
+    if (limits) limits.dataset.flow = JSON.stringify(b.flow || {});
   });
 }
 

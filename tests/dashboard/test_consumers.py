@@ -450,3 +450,22 @@ async def test_breaker_transition_by_the_worker_path_reaches_the_dashboard(opera
     assert card["override"] is None and card["retry_at"] and card["failures"] == 3
     assert [e["kind"] for e in state["events"] if e["source"] == "breaker"] == ["opened"]
     await comm.disconnect()
+
+
+async def test_limits_change_over_the_socket_is_audited_and_shown_on_the_card(operator):
+    comm, hello, _ = await open_dashboard(operator)
+    assert "breaker_limits" in hello["actions"]
+    bad = await command(comm, action="breaker_limits", name="default", reason="slow down", rate_limit="fast")
+    assert bad["type"] == "error" and bad["field"] == "rate_limit", bad
+    reply = await command(comm, action="breaker_limits", name="default", reason="slow down", max_concurrency=2,
+                          rate_limit="5/s", ref="l1")
+    assert reply["type"] == "result" and reply["breaker"]["limits"] == {"max_concurrency": 2, "rate_limit": "5/s"}
+    event = await database_sync_to_async(lambda: BreakerEvent.objects.order_by("-id").first())()
+    assert (event.kind, event.actor, event.reason) == ("limits_changed", "user:operator", "slow down")
+    state = await snapshot_where(
+        comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["flow"]["max_concurrency"] == 2)
+    card = next(b for b in state["breakers"] if b["name"] == "default")
+    assert card["flow"]["rate_limit"] == "5/s" and card["flow"]["in_flight"] == 0
+    reply = await command(comm, action="breaker_limits", name="default", reason="over", reset=True)
+    assert reply["breaker"]["limits"] == {}
+    await comm.disconnect()
