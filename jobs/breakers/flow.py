@@ -141,5 +141,27 @@ def window_after_success(row: Breaker, dep: dependencies.Dependency) -> int:
 
 
 def success_grows_nothing(row: Breaker, dep: dependencies.Dependency) -> bool:
-    """Would a success leave the window as it is (the proven, healthy path)?"""
+    """Would a success leave the row as it is (the proven, healthy path)? Never for an adaptive
+    dependency: each success may grow its limit."""
+    if limits(row, dep).adaptive is not None:
+        return False
     return dep.name == dependencies.LOCAL or (not probing(row) and row.probe_window >= growth_ceiling(row, dep))
+
+
+# Adaptive concurrency: AIMD as in Netflix's concurrency-limits (AIMDLimit). A success while the
+# limit is in use (calls in flight at least half of it) adds 1 / limit: one per round of calls at
+# the limit. A counted failure (error, timeout, 5xx such as 503, a slow call) multiplies it by
+# ADAPTIVE_BACKOFF (TCP's halving: Netflix's 0.9 overshoots a small downstream every few calls),
+# once per round: a failure of a call started when more were in flight than the limit now allows
+# was admitted before the cut and says nothing new. The limit stays within its bounds.
+ADAPTIVE_BACKOFF = 0.5
+
+
+def adaptive_cut_due(limit: float, in_flight: int) -> bool:
+    """Does this failure cut the limit: were no more calls in flight than it allows now?"""
+    return in_flight + 1 <= math.floor(limit) + 1
+
+
+def adaptive_in_use(limit: float, in_flight: int) -> bool:
+    """Is the limit in use: at least half of it in flight (counting the call just finished)?"""
+    return (in_flight + 1) * 2 >= limit

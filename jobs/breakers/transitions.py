@@ -14,12 +14,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from jobs import dependencies, notify
 from jobs.breakers import flow, history, holds, rules, store
-from jobs.models import Breaker, BreakerEventKind, BreakerOverride, BreakerState
+from jobs.models import Breaker, BreakerEventKind, BreakerOverride, BreakerState, Job, JobStatus
 
 log = logging.getLogger("resilient.breakers")
 
@@ -54,9 +55,30 @@ def breaker_record(
         done = _apply(row, dep, outcome, admission, now=now, duration=duration, error=error, job_id=job_id,
                       retry_after=retry_after, actor=actor, rand=rand)
         if done:
+            _adapt(row, dep, outcome, now=now)
             return outcome
     log.warning("breaker %s: outcome %s lost 5 races in a row; dropped", name, outcome.value)
     return outcome
+
+
+def _adapt(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, *, now: datetime) -> None:
+    """Adaptive concurrency (AIMD, ``flow``): one UPDATE computed in SQL from the stored limit, so
+    concurrent workers' outcomes all count and none is lost."""
+    bounds = flow.limits(row, dep).adaptive
+    if bounds is None or outcome == rules.Outcome.NEUTRAL:
+        return
+    current = Coalesce(F("adaptive_limit"), Value(float(bounds.min)))
+    limit = row.adaptive_limit or float(bounds.min)
+    in_flight = Job.objects.filter(status=JobStatus.RUNNING, dependency=row.name, lease_expires_at__gt=now).count()
+    if outcome == rules.Outcome.FAILURE:
+        if not flow.adaptive_cut_due(limit, in_flight):
+            return
+        new = Greatest(Value(float(bounds.min)), current * Value(flow.ADAPTIVE_BACKOFF))
+    else:
+        if not flow.adaptive_in_use(limit, in_flight):
+            return
+        new = Least(Value(float(bounds.max)), current + Value(1.0) / current)
+    Breaker.objects.filter(name=row.name).update(adaptive_limit=new)
 
 
 def _apply(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, admission: rules.Admission | None, *,

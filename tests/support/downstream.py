@@ -8,6 +8,7 @@ In-process::
         ds.fail(503, retry_after=5)         # every other path answers 503 (with Retry-After)
         ds.hang(2.0)                        # ... waits 2 s before answering
         ds.heal(delay=0.5)                  # ... answers 200 again (optionally slow)
+        ds.set(delay=0.2, capacity=5)       # ... serves 5 calls at once, 503 beyond
         ds.hits("/x"), ds.headers("/x"), ds.calls, ds.max_concurrent
 
 Out of process (or from another language): ``python -m tests.support.downstream --port 0`` prints
@@ -40,6 +41,7 @@ class Behaviour:
     delay: float = 0.0
     retry_after: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    capacity: int | None = None  # serve this many calls at once; answer 503 at once beyond
 
     def response_headers(self) -> dict[str, str]:
         """The headers to send besides Content-Type and Content-Length."""
@@ -60,6 +62,7 @@ class Call:
     headers: dict[str, str]
     status: int = 0
     finished_at: float | None = None
+    concurrent: int = 0  # calls in flight when it arrived, itself included
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -121,6 +124,10 @@ class _Handler(BaseHTTPRequestHandler):
         )
         behaviour = downstream._arrived(call)
         try:
+            if behaviour.capacity is not None and call.concurrent > behaviour.capacity:
+                call.status = 503
+                self._send(503, '{"error": "over capacity"}')
+                return None
             if behaviour.delay:
                 downstream._stopping.wait(behaviour.delay)
             call.status = behaviour.status
@@ -242,6 +249,7 @@ class Downstream:
             self._calls.append(call)
             self._in_flight += 1
             self._max_concurrent = max(self._max_concurrent, self._in_flight)
+            call.concurrent = self._in_flight
             return self._routes.get(call.path, self._default)
 
     def _finished(self, call: Call) -> None:

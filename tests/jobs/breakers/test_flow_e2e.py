@@ -111,3 +111,18 @@ def test_a_killed_workers_call_stops_counting_when_its_lease_expires(stub, worke
     next_call = next(c for c in stub.calls if c.path == "/next/0")
     assert next_call.monotonic - killed_at >= 1.0, "the dead worker's slot was free before its lease expired"
     wait_until(lambda: statuses([hung]) == {JobStatus.SUCCEEDED}, timeout=60, message="the hung job's retry")
+
+
+def test_adaptive_concurrency_converges_to_what_the_downstream_serves(stub, workers):
+    stub.set(delay=0.2, capacity=5)
+    jobs = submit_http(stub, 90)
+    workers(3, RESILIENT_BREAKER_FAILURE_THRESHOLD="10",
+            **limits(concurrency={"mode": "adaptive", "min": 1, "max": 30}))
+    wait_until(lambda: statuses(jobs) == {JobStatus.SUCCEEDED}, timeout=120, message="the jobs to drain")
+    calls = stub.calls
+    later = [c for c in calls if c.at >= calls[0].at + 3.0]
+    assert later, "the drain ended before it could settle"
+    ok = sum(1 for c in later if c.status == 200) / len(later)
+    assert ok >= 0.9, f"only {ok:.0%} of the calls after the first 3 s succeeded"
+    limit = Breaker.objects.get(name="default").adaptive_limit
+    assert 3 <= limit <= 9, f"the adaptive limit ended at {limit}"
