@@ -22,6 +22,7 @@ BENCHMARKS = {
     "competitors": "bench.competitors",
     "wakeup": "bench.wakeup",
     "breakers": "bench.breakers",
+    "flow": "bench.flow",
     "dashboard": "bench.dashboard",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"

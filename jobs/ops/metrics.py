@@ -105,7 +105,8 @@ def breaker_families() -> Iterable[Metric]:
     transitions = CounterMetricFamily(
         "resilient_breaker_transitions",
         "Breaker transitions and overrides so far, by BreakerEvent kind (opened, half_opened, "
-        "reopened, closed, trial_abandoned, forced_open, forced_closed, released, override_expired).",
+        "reopened, closed, trial_abandoned, forced_open, forced_closed, released, override_expired, "
+        "limits_changed).",
         labels=["dependency", "kind"],
     )
     flow = {

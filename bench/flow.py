@@ -1,0 +1,237 @@
+"""Flow control: calls a dead downstream takes before its breaker opens, goodput under overload
+(adaptive vs a static cap of 5 vs no cap), drain with 1 % random failures vs none, and the claim
+with a limit in force vs without. Real ``runworker jobs`` processes (10 slots each), the real HTTP
+stub on 127.0.0.1, a scratch SQLite database under ``var/bench/flow.sqlite3``.
+
+``python -m bench.flow [--quick]`` prints the numbers; ``run(quick) -> dict`` returns them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRATCH = ROOT / "var" / "bench"
+
+
+def run(quick: bool) -> dict:
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    path = SCRATCH / "flow.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RESILIENT_")}
+    env.update(DATABASE_URL=f"sqlite:///{path}", SECRET_KEY=env.get("SECRET_KEY") or "bench-only-key",
+               DJANGO_SETTINGS_MODULE="resilient.settings", LOG_LEVEL="ERROR", PYTHONPATH=str(ROOT))
+    env.pop("REDIS_URL", None)
+    args = [sys.executable, "-m", "bench.flow", "--child"] + (["--quick"] if quick else [])
+    out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    if out.returncode:
+        raise RuntimeError(f"bench.flow child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --- child side: Django configured for the scratch database -----------------------------------------
+
+WORKER_ENV = {
+    "RESILIENT_POLL_INTERVAL": "0.1", "RESILIENT_LEASE_SECONDS": "30", "RESILIENT_WORKER_CONCURRENCY": "10",
+    "RESILIENT_RETRY_BACKOFF_BASE": "0.05", "RESILIENT_RETRY_BACKOFF_MAX": "0.2", "RESILIENT_SHUTDOWN_GRACE": "1",
+    "LOG_LEVEL": "ERROR",
+}
+
+
+def _reset() -> None:
+    from jobs.models import Breaker, BreakerEvent, Job, JobEvent
+
+    JobEvent.objects.all().delete()
+    BreakerEvent.objects.all().delete()
+    Job.objects.all().delete()
+    Breaker.objects.all().delete()
+
+
+def _workers(count: int, **env: str) -> list[subprocess.Popen]:
+    base = {**os.environ, **WORKER_ENV, **env}
+    return [subprocess.Popen([sys.executable, "manage.py", "runworker", "jobs"], cwd=ROOT, env=base,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            for _ in range(count)]
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _wait(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _submit(urls: list[str], *, max_attempts: int = 50) -> list[int]:
+    from jobs import services
+
+    return [services.job_submit(kind="http", payload={"url": u}, max_attempts=max_attempts)[0].seq for u in urls]
+
+
+def _done(seqs: list[int]) -> bool:
+    from jobs.models import Job, JobStatus
+
+    return not Job.objects.filter(seq__in=seqs, status__in=[JobStatus.PENDING, JobStatus.RUNNING]).exists()
+
+
+def dead_downstream(processes: int, runs: int) -> dict:
+    """Calls the dead downstream receives before the breaker opens, over ``runs`` runs."""
+    from jobs.models import Breaker
+    from tests.support.downstream import Downstream
+
+    calls = []
+    for _ in range(runs):
+        _reset()
+        with Downstream() as stub:
+            stub.fail(503)
+            _submit([stub.url(f"/w/{i}") for i in range(40)])
+            procs = _workers(processes, RESILIENT_BREAKER_FAILURE_THRESHOLD="3",
+                             RESILIENT_BREAKER_RESET_TIMEOUT="120")
+            try:
+                _wait(lambda: Breaker.objects.filter(name="default", state="open").exists(), 60)
+                time.sleep(0.5)
+                calls.append(len(stub.calls))
+            finally:
+                _stop(procs)
+    return {"max": max(calls), "median": statistics.median(calls), "runs": runs}
+
+
+def overload(mode: str, jobs: int) -> dict:
+    """Drain ``jobs`` against a stub serving 5 at once (503 beyond), 3 workers x 10 slots."""
+    from tests.support.downstream import Downstream
+
+    options = {"adaptive": {"concurrency": {"mode": "adaptive", "min": 1, "max": 30}},
+               "static5": {"max_concurrency": 5}, "nocap": {}}[mode]
+    _reset()
+    with Downstream() as stub:
+        stub.set(delay=0.1, capacity=5)
+        seqs = _submit([stub.url(f"/w/{i}") for i in range(jobs)], max_attempts=100)
+        t0 = time.monotonic()
+        procs = _workers(3, RESILIENT_BREAKER_FAILURE_THRESHOLD="1000", RESILIENT_BREAKER_RESET_TIMEOUT="1",
+                         RESILIENT_DEPENDENCIES=json.dumps({"default": options}))
+        try:
+            finished = _wait(lambda: _done(seqs), 300)
+            seconds = time.monotonic() - t0
+        finally:
+            _stop(procs)
+        statuses = [c.status for c in stub.calls]
+    return {"drain_s": round(seconds, 2), "finished": finished, "calls": len(statuses),
+            "success_ratio": round(statuses.count(200) / len(statuses), 3) if statuses else 0.0}
+
+
+def random_failures(rate: float, jobs: int) -> dict:
+    """Drain ``jobs`` with ``rate`` of them failing once at the stub (503, no retry)."""
+    from tests.support.downstream import Downstream
+
+    _reset()
+    with Downstream() as stub:
+        stub.set(delay=0.02)
+        failing = set(range(0, jobs, round(1 / rate))) if rate else set()
+        urls = []
+        for i in range(jobs):
+            path = f"/fail/{i}" if i in failing else f"/ok/{i}"
+            if i in failing:
+                stub.set(path, status=503)
+            urls.append(stub.url(path))
+        from jobs import services
+
+        seqs = [services.job_submit(kind="http", payload={"url": u}, max_attempts=1)[0].seq for u in urls]
+        t0 = time.monotonic()
+        procs = _workers(3, RESILIENT_BREAKER_FAILURE_THRESHOLD="3")
+        try:
+            finished = _wait(lambda: _done(seqs), 300)
+            seconds = time.monotonic() - t0
+        finally:
+            _stop(procs)
+    return {"drain_s": round(seconds, 2), "finished": finished, "jobs_per_s": round(jobs / seconds, 1)}
+
+
+def claim_cost(jobs: int) -> dict:
+    """µs per claimed job: 10 at a time, finished at once, with no limit vs a limit in force."""
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from jobs import queue, services
+    from jobs.models import Breaker
+
+    result = {}
+    for label, options in (("no_limit", {}), ("limit_in_force", {"max_concurrency": 100_000})):
+        _reset()
+        with override_settings(RESILIENT={"DEPENDENCIES": {"svc": options}}):
+            for _ in range(jobs):
+                services.job_submit(kind="noop", dependency="svc")
+            from jobs.breakers import store
+
+            store.breakers_ensure()
+            Breaker.objects.filter(name="svc").update(probe_window=64)  # proven: only the cap is a limit
+            t0 = time.perf_counter()
+            claimed = 0
+            while True:
+                batch = queue.jobs_claim(worker_id="bench", limit=10)
+                if not batch:
+                    break
+                claimed += len(batch)
+                queue.jobs_succeed(successes=[queue.Success(job=j, result=None, duration=0.0, finished_at=timezone.now())
+                                                for j in batch],
+                                   worker_id="bench")
+            seconds = time.perf_counter() - t0
+        result[label] = round(seconds / max(claimed, 1) * 1e6, 1)
+    result["ratio_limit_vs_none"] = round(result["limit_in_force"] / result["no_limit"], 3)
+    return result
+
+
+def child(quick: bool) -> dict:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    runs = 3 if quick else 10
+    results: dict = {
+        "dead_downstream_calls_1x10": dead_downstream(1, runs),
+        "dead_downstream_calls_3x10": dead_downstream(3, runs),
+    }
+    size = 60 if quick else 150
+    results["overload"] = {mode: overload(mode, size) for mode in ("nocap", "static5", "adaptive")}
+    static = results["overload"]["static5"]["drain_s"]
+    results["overload"]["adaptive_drain_vs_static5"] = round(results["overload"]["adaptive"]["drain_s"] / static, 3)
+    results["overload"]["nocap_drain_vs_static5"] = round(results["overload"]["nocap"]["drain_s"] / static, 3)
+    n = 200 if quick else 400
+    results["random_failures"] = {"none": random_failures(0.0, n), "one_percent": random_failures(0.01, n)}
+    rf = results["random_failures"]
+    rf["one_percent_throughput_vs_none"] = round(rf["one_percent"]["jobs_per_s"] / rf["none"]["jobs_per_s"], 3)
+    results["claim_us_per_job"] = claim_cost(500 if quick else 2000)
+    return results
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.child:
+        sys.path.insert(0, str(ROOT))
+        print(json.dumps(child(args.quick)))
+    else:
+        print(json.dumps(run(args.quick), indent=2))
