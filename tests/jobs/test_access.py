@@ -249,7 +249,7 @@ def test_a_breakers_recent_errors_are_for_those_who_see_every_job(bob, operator_
     BreakerEvent.objects.create(breaker=Breaker.objects.get(name="default"), kind=BreakerEventKind.FAILURE,
                                 actor="w", reason="HTTP 500 from http://127.0.0.1/alice?token=s3cret")
     b = _client_for(bob)
-    for url in ("/api/breakers/default/", "/circuit"):
+    for url in ("/api/breakers/default/", "/circuit?dependency=default"):
         assert b.get(url).json()["recent_errors"] == [], url
         assert "s3cret" in operator_api.get(url).json()["recent_errors"][0]["error"], url
 
