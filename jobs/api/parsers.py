@@ -6,7 +6,20 @@ from django.conf import settings
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
-from jobs import jsonio
+from jobs import conf, jsonio
+
+# Requests whose body may be as large as RESILIENT_MAX_BATCH_BODY_BYTES (a batch of jobs).
+BATCH_PATHS = frozenset({"/api/jobs/bulk/"})
+
+
+def max_body_bytes(path: str) -> int | None:
+    """The largest body accepted on ``path``, or None when Django's limit is switched off."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if limit is None:
+        return None
+    if path in BATCH_PATHS:
+        return max(limit, conf.get("MAX_BATCH_BODY_BYTES"))
+    return limit
 
 
 class BodyTooLarge(APIException):
@@ -20,7 +33,10 @@ class StrictJSONParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         # DRF reads the raw request stream, bypassing DATA_UPLOAD_MAX_MEMORY_SIZE: bound it here.
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        request = (parser_context or {}).get("request")
+        limit = max_body_bytes(request.path if request is not None else "")
+        if limit is None:
+            limit = 1 << 62  # switched off: Django's own setting says so
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise BodyTooLarge(f"request body is larger than {limit} bytes")
