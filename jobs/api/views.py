@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import selectors, services
-from jobs.api import schema, throttles
+from jobs.api import parsers, schema, throttles
 from jobs.api.serializers import (
     JobBatchResultSerializer,
     JobBatchSerializer,
@@ -102,7 +102,7 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         responses={201: JobBatchResultSerializer, **schema.errors(*schema.SUBMIT)},
         summary="Submit up to RESILIENT_MAX_BATCH jobs, all or nothing",
     )
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], parser_classes=[parsers.BatchJSONParser])
     def bulk(self, request):
         data = json_object(request.data, allowed={"jobs"})
         if "jobs" not in data:
