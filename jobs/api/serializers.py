@@ -27,6 +27,25 @@ class JobSerializer(serializers.ModelSerializer):
         return redaction.payload_redacted(job.payload)
 
 
+_TIME = serializers.DateTimeField()  # unbound: only its to_representation is used
+
+
+def _time(value) -> str | None:
+    return _TIME.to_representation(value) if value is not None else None
+
+
+def job_data(job: Job) -> dict:
+    """``JobSerializer(job).data`` without building a serializer for each job: what a submission
+    answers (one job, or a thousand in a batch). tests/jobs/api/test_batch.py holds the two equal."""
+    return {
+        "id": str(job.uuid), "kind": job.kind, "dependency": job.dependency,
+        "payload": redaction.payload_redacted(job.payload), "priority": job.priority, "status": job.status,
+        "attempts": job.attempts, "max_attempts": job.max_attempts, "run_after": _time(job.run_after),
+        "created_at": _time(job.created_at), "started_at": _time(job.started_at),
+        "finished_at": _time(job.finished_at), "last_error": job.last_error, "result": job.result,
+    }
+
+
 class JobEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobEvent

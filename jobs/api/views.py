@@ -22,6 +22,7 @@ from jobs.api.serializers import (
     JobSerializer,
     JobSubmitSerializer,
     QueueSerializer,
+    job_data,
 )
 from jobs.exceptions import InvalidInput
 from jobs.models import JobStatus
@@ -95,7 +96,7 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 raise InvalidInput(field, "may not be null")
         job, created = services.job_submit(**data, submitter=request.user)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(JobSerializer(job).data, status=code)
+        return Response(job_data(job), status=code)
 
     @extend_schema(
         request=JobBatchSerializer,
@@ -108,9 +109,7 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         if "jobs" not in data:
             raise InvalidInput("jobs", "this field is required")
         answers = services.jobs_submit_batch(items=data["jobs"], submitter=request.user)
-        jobs = JobSerializer([job for job, _ in answers], many=True).data
-        for shown, (_, created) in zip(jobs, answers, strict=True):
-            shown["created"] = created
+        jobs = [{**job_data(job), "created": created} for job, created in answers]
         return Response({"jobs": jobs}, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: JobDetailSerializer, **schema.errors(404)})

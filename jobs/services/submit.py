@@ -199,9 +199,7 @@ def _insert(new: list[Submission], *, submitter: Any, actor: str) -> list[Job]:
             for job in jobs
         ])
         held = breakers.jobs_hold_if_rejecting(jobs=jobs, actor=actor, now=now)
-        if len(held) < len(jobs):
-            notify.wake_workers_on_commit()
-        notify.dashboard_changed_on_commit()
+        notify.jobs_added_on_commit(runnable=len(held) < len(jobs))
     return jobs
 
 
