@@ -35,13 +35,49 @@ MINIMAL = {"kind": "noop", "dependency": "local"}
 CLI = Path(sys.executable).parent / "resilient"
 
 
-def _serve(name: str, database_url, redis_url: str = ""):
+def _serve(name: str, database_url, redis_url: str = "", *, wsgi: bool = False):
+    """Daphne (ASGI, as ``make run`` and the web nodes serve), or gunicorn's sync WSGI worker."""
     port = procs.free_port()
     env = procs.child_env(database_url, redis_url=redis_url, LOG_LEVEL="WARNING",
                           DJANGO_SETTINGS_MODULE="bench.minimal_settings", RESILIENT_MAX_PENDING_PER_USER="0")
-    proc = procs.start(name, ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "resilient.asgi:application"], env)
+    if wsgi:
+        args = ["-m", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "1", "--log-level", "warning", "resilient.wsgi:application"]
+    else:
+        args = ["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "resilient.asgi:application"]
+    proc = procs.start(name, args, env)
     procs.wait_for_port(proc, port)
     return proc, f"http://127.0.0.1:{port}"
+
+
+def _servers_compared(label: str, database_url, token: str, redis_url: str, *, count: int, rounds: int) -> list[Row]:
+    """One-job POST and a batch of 100 under gunicorn (1 sync worker) vs Daphne, same database."""
+    try:
+        import gunicorn  # noqa: F401
+    except ImportError:
+        return [skipped("submit", f"gunicorn vs Daphne {label}", "gunicorn is not installed (pip install -e '.[wsgi]')")]
+    rates: dict[str, dict[str, float]] = {}
+    for server in ("daphne", "gunicorn"):
+        proc, base = _serve(f"submit-{server}-{label}", database_url, redis_url, wsgi=server == "gunicorn")
+        try:
+            session = requests.Session()
+            session.headers["Authorization"] = f"Token {token}"
+            _posts(session, f"{base}/api/jobs/", ONE_JOB, 10)
+            lat, s = _posts(session, f"{base}/api/jobs/", ONE_JOB, count)
+            one = count / s
+            lat, s = _posts(session, f"{base}/api/jobs/bulk/", _batch_body(100), max(3, count // 40))
+            rates[server] = {"one": one, "batch": 100 * max(3, count // 40) / s}
+            session.close()
+        finally:
+            procs.stop(proc)
+    return [
+        Row(bench="submit", case=f"gunicorn vs Daphne one-job POST {label}", value=rates["gunicorn"]["one"], unit="jobs/s",
+            baseline=rates["daphne"]["one"], baseline_label="jobs/s same POST under Daphne",
+            ratio=ratio(rates["gunicorn"]["one"], rates["daphne"]["one"]), target="WSGI nodes if >= 1.5",
+            note="1 client, one sync gunicorn worker, keep-alive sessions"),
+        Row(bench="submit", case=f"gunicorn vs Daphne batch of 100 {label}", value=rates["gunicorn"]["batch"], unit="jobs/s",
+            baseline=rates["daphne"]["batch"], baseline_label="jobs/s same batches under Daphne",
+            ratio=ratio(rates["gunicorn"]["batch"], rates["daphne"]["batch"]), note="1 client"),
+    ]
 
 
 def _posts(session: requests.Session, url: str, body, n: int, *, expect: int = 201) -> tuple[list[float], float]:
@@ -181,6 +217,7 @@ def run(quick: bool) -> list[Row]:
         conn.close()
     finally:
         procs.stop(proc)
+    rows += _servers_compared("SQLite", path, token, "", count=60 if quick else 200, rounds=1)
 
     problem = scratch.services_problem()
     if problem:
@@ -194,4 +231,5 @@ def run(quick: bool) -> list[Row]:
     finally:
         procs.stop(proc)
         scratch.redis_flush()
+    rows += _servers_compared("PG+Redis", url, token, scratch.REDIS_URL, count=60 if quick else 200, rounds=1)
     return rows

@@ -41,20 +41,39 @@ class Submission:
     run_after: datetime  # ``now`` unless the client scheduled it later
 
 
+@dataclass(frozen=True)
+class Limits:
+    """The settings every item's checks read, read once per submission (a batch checks 1,000)."""
+
+    max_depth: int
+    max_payload_bytes: int
+    default_max_attempts: int
+    max_delay: float
+    max_key_length: int
+    dependencies: frozenset[str]  # the configured ones
+
+
+def limits_read() -> Limits:
+    return Limits(
+        max_depth=conf.get("MAX_JSON_DEPTH"), max_payload_bytes=conf.get("MAX_PAYLOAD_BYTES"),
+        default_max_attempts=conf.get("DEFAULT_MAX_ATTEMPTS"), max_delay=conf.get("MAX_DELAY"),
+        max_key_length=conf.get("MAX_IDEMPOTENCY_KEY_LENGTH"), dependencies=frozenset(dependencies.configured()),
+    )
+
+
 def _fingerprint(**parameters: Any) -> str:
     """What makes two submissions with one idempotency key the same request."""
     canonical = json.dumps(parameters, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def schedule_resolve(*, run_after: Any, delay_seconds: Any, now: datetime) -> tuple[datetime, dict[str, Any]]:
+def schedule_resolve(*, run_after: Any, delay_seconds: Any, now: datetime, limit: float) -> tuple[datetime, dict[str, Any]]:
     """When the job may first run, and the schedule as the client gave it (for the fingerprint).
 
     ``run_after``: ISO 8601 with a time zone; a past time means now. ``delay_seconds``: a number
     of seconds from now, at least 0. Either, not both; at most RESILIENT_MAX_DELAY ahead."""
     if run_after is not None and delay_seconds is not None:
         raise InvalidInput("run_after", "give run_after or delay_seconds, not both")
-    limit = conf.get("MAX_DELAY")
     if delay_seconds is not None:
         if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int | float):
             raise InvalidInput("delay_seconds", "must be a number of seconds")
@@ -96,40 +115,39 @@ def submission_check(
     run_after: Any = None,
     delay_seconds: Any = None,
     now: datetime,
+    limits: Limits | None = None,
 ) -> Submission:
-    """Every input rule of one job; ``InvalidInput`` naming the first bad field."""
+    """Every input rule of one job; ``InvalidInput`` naming the first bad field. ``limits``: the
+    settings, when the caller checks many jobs (read here otherwise)."""
+    limits = limits or limits_read()
     if not isinstance(kind, str):
         raise InvalidInput("kind", "must be a string")
     job_kind = registry.get(kind)
     payload = {} if payload is None else payload
     if not isinstance(payload, dict):
         raise InvalidInput("payload", "must be a JSON object")
-    validation.check_json(
-        "payload",
-        payload,
-        max_depth=conf.get("MAX_JSON_DEPTH"),
-        max_bytes=conf.get("MAX_PAYLOAD_BYTES"),
-    )
+    validation.check_json("payload", payload, max_depth=limits.max_depth, max_bytes=limits.max_payload_bytes)
     resolved_priority = rules.priority_resolve(priority=priority, emergency=emergency)
     if dependency is None:
         dependency = job_kind.dependency
     if not isinstance(dependency, str):
         raise InvalidInput("dependency", "must be a string")
-    dependencies.get(dependency)
+    if dependency not in limits.dependencies:
+        dependencies.get(dependency)  # raises InvalidInput naming the configured ones
     if dependency == dependencies.VALIDATION:
         # Its breaker guards every submission: a job failing through it would stop them all.
         raise InvalidInput("dependency", "'validation' is reserved for submission-time validation")
     if max_attempts is None:
-        max_attempts = conf.get("DEFAULT_MAX_ATTEMPTS")
+        max_attempts = limits.default_max_attempts
     validation.check_int("max_attempts", max_attempts, low=1, high=MAX_ATTEMPTS_LIMIT)
     if job_kind.validate is not None:
         job_kind.validate(payload, dependency)
-    when, schedule = schedule_resolve(run_after=run_after, delay_seconds=delay_seconds, now=now)
+    when, schedule = schedule_resolve(run_after=run_after, delay_seconds=delay_seconds, now=now, limit=limits.max_delay)
     fingerprint = ""
     if idempotency_key is not None:
         if not isinstance(idempotency_key, str) or not idempotency_key:
             raise InvalidInput("idempotency_key", "must be a non-empty string")
-        limit = conf.get("MAX_IDEMPOTENCY_KEY_LENGTH")
+        limit = limits.max_key_length
         if len(idempotency_key) > limit:
             raise InvalidInput("idempotency_key", f"must be at most {limit} characters")
         validation.check_text("idempotency_key", idempotency_key)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from jobs import breakers, conf, events, logs, notify, remote_validation
 from jobs.exceptions import Forbidden, IdempotencyConflict, InvalidInput, InvalidItems
 from jobs.models import EventKind, Job
-from jobs.services import rules
+from jobs.services import rules, submission
 from jobs.services.actors import actor_resolve
 from jobs.services.submission import FIELDS, Submission, submission_check
 
@@ -62,22 +62,23 @@ def jobs_submit_batch(*, items: Any, submitter: Any = None, actor: str | None = 
     if len(items) > limit:
         raise InvalidInput("jobs", f"must list at most {limit} jobs (RESILIENT_MAX_BATCH); split it")
     now = timezone.now()
+    limits = submission.limits_read()
     checked: list[Submission] = []
     bad: dict[str, dict[str, list[str]]] = {}
     first_of_key: dict[str, Submission] = {}
     for index, item in enumerate(items):
         try:
-            submission = submission_check(**_item_fields(item), now=now)
+            checked_item = submission_check(**_item_fields(item), now=now, limits=limits)
         except InvalidInput as error:
             bad[str(index)] = {error.field: [error.message]}
             continue
-        key = submission.idempotency_key
+        key = checked_item.idempotency_key
         if key is not None:
-            first = first_of_key.setdefault(key, submission)
-            if first.fingerprint != submission.fingerprint:
+            first = first_of_key.setdefault(key, checked_item)
+            if first.fingerprint != checked_item.fingerprint:
                 bad[str(index)] = {"idempotency_key": ["repeats an earlier item's key with different parameters"]}
                 continue
-        checked.append(submission)
+        checked.append(checked_item)
     if bad:
         raise InvalidItems("jobs", bad)
     return _store(checked, submitter=submitter, actor=actor, label=lambda index: f"jobs[{index}]: ")
