@@ -31,6 +31,7 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install var/secret_key
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[wsgi]' 2>&1 | grep -v "^WARNING: Location" || true
 	SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}" $(PY) -m bench
 
 lint: install

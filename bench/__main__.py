@@ -17,6 +17,7 @@ from bench import procs, report
 # numbers, flattened into one row per leaf); in the order they run.
 BENCHMARKS = {
     "api": "bench.api",
+    "submit": "bench.submit",
     "claim": "bench.claim",
     "drain": "bench.drain",
     "competitors": "bench.competitors",

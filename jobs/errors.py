@@ -15,6 +15,7 @@ from jobs.exceptions import (
     CircuitOpen,
     IllegalTransition,
     InvalidInput,
+    InvalidItems,
     ResilientError,
     ValidationFailed,
 )
@@ -24,6 +25,7 @@ class Shape(Enum):
     """Which body an HTTP answer has."""
 
     FIELD = "field"  # {field: [message]}: DRF's field errors
+    ITEMS = "items"  # {field: {index: {item_field: [message]}}}: a list's bad items
     REFUSAL = "refusal"  # {code, error, detail}: the write-up's submission refusals
     DETAIL = "detail"  # {detail, code, status?}
 
@@ -40,10 +42,14 @@ class ErrorPayload:
     retry_after: int | None = None  # seconds to wait before asking again (a throttle)
     retry_at: str | None = None  # a refusing breaker's retry-at (ISO 8601), if known
     shape: Shape = Shape.DETAIL
+    items: dict[str, dict[str, list[str]]] | None = None  # Shape.ITEMS: index -> field errors
 
 
 def error_describe(*, error: BaseException) -> ErrorPayload | None:
     """The payload of a domain error; None for anything else (the transport decides)."""
+    if isinstance(error, InvalidItems):
+        return ErrorPayload(http_status=error.status_code, code=error.default_code, message=error.message,
+                            field=error.field, shape=Shape.ITEMS, items=error.errors)
     if isinstance(error, InvalidInput):
         return ErrorPayload(http_status=error.status_code, code=error.default_code, message=error.message,
                             field=error.field, shape=Shape.FIELD)
@@ -64,6 +70,8 @@ def error_describe(*, error: BaseException) -> ErrorPayload | None:
 
 def error_http_body(*, payload: ErrorPayload) -> dict[str, Any]:
     """The JSON body of the HTTP answer."""
+    if payload.shape is Shape.ITEMS:
+        return {payload.field: payload.items}
     if payload.shape is Shape.FIELD:
         return {payload.field: [payload.message]}
     if payload.shape is Shape.REFUSAL:

@@ -22,6 +22,17 @@ class InvalidInput(ResilientError):
         self.message = message
 
 
+class InvalidItems(InvalidInput):
+    """Some items of a list are bad: ``errors`` maps each bad item's index to its field errors."""
+
+    def __init__(self, field: str, errors: dict[str, dict[str, list[str]]]) -> None:
+        first = next(iter(errors))
+        [(item_field, [message])] = list(errors[first].items())[:1]
+        more = f" (and {len(errors) - 1} more bad items)" if len(errors) > 1 else ""
+        super().__init__(field, f"item {first}: {item_field}: {message}{more}")
+        self.errors = errors
+
+
 class JobNotFound(ResilientError):
     status_code = 404
     default_code = "not_found"

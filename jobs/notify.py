@@ -6,12 +6,14 @@ message costs at most one poll interval (workers) or one idle refresh (dashboard
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.db import transaction
@@ -42,6 +44,44 @@ async def _asend(method: str, target: str, message: dict, what: str) -> None:
 
 def _send(method: str, target: str, message: dict, what: str) -> None:
     async_to_sync(_asend)(method, target, message, what)
+
+
+async def _asend_wake_and_dashboard() -> None:
+    await _asend("send", JOBS_CHANNEL, WAKE, "worker wake-up")
+    await _asend("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
+
+
+def _send_wake_and_dashboard() -> None:
+    # Both hints in one task, and the request thread does not wait for it: under Daphne the view
+    # runs in a sync_to_async thread, and two waited async_to_sync hops to the loop cost a fifth
+    # of a submission. The task runs on the server's own loop (the in-memory layer's too); a
+    # failure is logged there (_asend). Without a server loop (a plain thread, a test client),
+    # send and wait as everywhere else.
+    loop = _server_loop()
+    if loop is not None:
+        try:
+            loop.call_soon_threadsafe(_start_hints_task, loop)
+            return
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+    async_to_sync(_asend_wake_and_dashboard)()
+
+
+_tasks: set[asyncio.Task] = set()  # running hint tasks: the loop keeps only weak references
+
+
+def _start_hints_task(loop: asyncio.AbstractEventLoop) -> None:
+    task = loop.create_task(_asend_wake_and_dashboard())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop that called this thread through sync_to_async, if it still runs."""
+    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
 
 
 def _send_wake() -> None:
@@ -79,6 +119,19 @@ def dashboard_changed_on_commit() -> None:
         collecting.append(DASHBOARD_CHANGED)
         return
     _on_commit_once(_send_dashboard_changed)
+
+
+def jobs_added_on_commit(*, runnable: bool) -> None:
+    """After the current transaction commits, wake one idle worker (when a new job is runnable
+    now) and tell dashboards, both in one send: what a submission (one job or a batch) needs."""
+    if not runnable:
+        dashboard_changed_on_commit()
+        return
+    if getattr(_collected, "hints", None) is not None:
+        wake_workers_on_commit()
+        dashboard_changed_on_commit()
+        return
+    transaction.on_commit(_send_wake_and_dashboard)
 
 
 _collected = threading.local()

@@ -13,8 +13,7 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from django.conf import settings
-
+from jobs.api import parsers
 from jobs.ops import metrics
 from resilient import security_headers
 
@@ -29,9 +28,9 @@ WRITE_UP_PATHS = frozenset({"/jobs", "/queue", "/circuit"})
 SUBMISSION_PATHS = frozenset({"/api/jobs/", "/api/jobs/bulk/", "/jobs"})
 
 
-def max_body_bytes() -> int | None:
-    """The largest body accepted, or None when Django's limit is switched off."""
-    return settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+def max_body_bytes(path: str) -> int | None:
+    """The largest body accepted on ``path`` (a batch may send more), or None when switched off."""
+    return parsers.max_body_bytes(path)
 
 
 def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
@@ -83,7 +82,7 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = max_body_bytes() if scope["type"] == "http" else None
+        limit = max_body_bytes(scope.get("path", "")) if scope["type"] == "http" else None
         if limit is None:
             return await self.app(scope, receive, send)
         length = declared_length(scope.get("headers", []))

@@ -34,7 +34,9 @@ class BoundedRequest(WebRequest):
     _dispatched = False
 
     def gotLength(self, length: int | None) -> None:
-        self._limit = max_body_bytes()
+        # The request line is parsed before the headers: its path decides the limit.
+        path = (getattr(self.channel, "_path", b"") or b"").split(b"?", 1)[0]
+        self._limit = max_body_bytes(path.decode("latin-1"))
         if self._limit is not None and length is not None and length > self._limit:
             # Content-Length over the limit: end the request here with an empty body; the app
             # sees the header and refuses. No 100-continue, so a polite client never sends it.

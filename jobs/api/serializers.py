@@ -27,6 +27,25 @@ class JobSerializer(serializers.ModelSerializer):
         return redaction.payload_redacted(job.payload)
 
 
+_TIME = serializers.DateTimeField()  # unbound: only its to_representation is used
+
+
+def _time(value) -> str | None:
+    return _TIME.to_representation(value) if value is not None else None
+
+
+def job_data(job: Job) -> dict:
+    """``JobSerializer(job).data`` without building a serializer for each job: what a submission
+    answers (one job, or a thousand in a batch). tests/jobs/api/test_batch.py holds the two equal."""
+    return {
+        "id": str(job.uuid), "kind": job.kind, "dependency": job.dependency,
+        "payload": redaction.payload_redacted(job.payload), "priority": job.priority, "status": job.status,
+        "attempts": job.attempts, "max_attempts": job.max_attempts, "run_after": _time(job.run_after),
+        "created_at": _time(job.created_at), "started_at": _time(job.started_at),
+        "finished_at": _time(job.finished_at), "last_error": job.last_error, "result": job.result,
+    }
+
+
 class JobEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = JobEvent
@@ -197,12 +216,34 @@ class JobSubmitSerializer(serializers.Serializer):
     )
     max_attempts = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ATTEMPTS_LIMIT)
     idempotency_key = serializers.CharField(required=False, max_length=200)
+    run_after = serializers.DateTimeField(
+        required=False, help_text="Not runnable before this time (ISO 8601 with a time zone); not with delay_seconds."
+    )
+    delay_seconds = serializers.FloatField(
+        required=False, min_value=0, help_text="Not runnable for this many seconds; not with run_after."
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Read when the schema is generated, so kinds and dependencies added by settings appear.
         self.fields["kind"].choices = registry.names()
         self.fields["dependency"].choices = sorted(dependencies.configured())
+
+
+class JobBatchSerializer(serializers.Serializer):
+    jobs = JobSubmitSerializer(many=True, help_text="Up to RESILIENT_MAX_BATCH jobs, stored all or nothing, in order.")
+
+
+class JobCreatedSerializer(JobSerializer):
+    created = serializers.BooleanField(help_text="False: an earlier job with this idempotency key.")
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "created"]
+        read_only_fields = fields
+
+
+class JobBatchResultSerializer(serializers.Serializer):
+    jobs = JobCreatedSerializer(many=True)
 
 
 class JobPatchSerializer(serializers.Serializer):

@@ -13,18 +13,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import selectors, services
-from jobs.api import schema, throttles
+from jobs.api import parsers, schema, throttles
 from jobs.api.serializers import (
+    JobBatchResultSerializer,
+    JobBatchSerializer,
     JobDetailSerializer,
     JobPatchSerializer,
     JobSerializer,
     JobSubmitSerializer,
     QueueSerializer,
+    job_data,
 )
 from jobs.exceptions import InvalidInput
 from jobs.models import JobStatus
 
 SUBMIT_FIELDS = set(JobSubmitSerializer().fields)
+SUBMIT_ACTIONS = frozenset({"create", "bulk"})
 UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
@@ -56,10 +60,10 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = JobSerializer
 
     def is_submission(self) -> bool:
-        return self.action == "create"
+        return self.action in SUBMIT_ACTIONS
 
     def get_throttles(self):
-        return [throttles.SubmitThrottle()] if self.action == "create" else super().get_throttles()
+        return [throttles.SubmitThrottle()] if self.action in SUBMIT_ACTIONS else super().get_throttles()
 
     # Signed-in users only; which jobs they see and may change is the services' rule (jobs.access).
     permission_classes = [IsAuthenticated]
@@ -92,7 +96,21 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
                 raise InvalidInput(field, "may not be null")
         job, created = services.job_submit(**data, submitter=request.user)
         code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        return Response(JobSerializer(job).data, status=code)
+        return Response(job_data(job), status=code)
+
+    @extend_schema(
+        request=JobBatchSerializer,
+        responses={201: JobBatchResultSerializer, **schema.errors(*schema.SUBMIT)},
+        summary="Submit up to RESILIENT_MAX_BATCH jobs, all or nothing",
+    )
+    @action(detail=False, methods=["post"], parser_classes=[parsers.BatchJSONParser])
+    def bulk(self, request):
+        data = json_object(request.data, allowed={"jobs"})
+        if "jobs" not in data:
+            raise InvalidInput("jobs", "this field is required")
+        answers = services.jobs_submit_batch(items=data["jobs"], submitter=request.user)
+        jobs = [{**job_data(job), "created": created} for job, created in answers]
+        return Response({"jobs": jobs}, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: JobDetailSerializer, **schema.errors(404)})
     def retrieve(self, request, id=None):

@@ -28,17 +28,30 @@ def jobs_hold_pending(*, name: str, now: datetime, actor: str, why: str, retry_a
 def hold_if_rejecting(*, job: Job, actor: str, now: datetime | None = None) -> bool:
     """A job that becomes pending while its breaker rejects gets its one ``held`` event now
     (the transition that started the open period could not know it). One primary-key read."""
+    return bool(jobs_hold_if_rejecting(jobs=[job], actor=actor, now=now))
+
+
+def jobs_hold_if_rejecting(*, jobs: list[Job], actor: str, now: datetime | None = None) -> list[Job]:
+    """``hold_if_rejecting`` for many new jobs at once: one read of their breakers, one insert of
+    the ``held`` events. Returns the jobs held (the others may run now)."""
     now = now or timezone.now()
-    row = Breaker.objects.filter(name=job.dependency).first()
-    if row is None or rules.decide(row, now) == rules.Decision.ADMIT:
-        return False
-    override = rules.override_in_force(row, now)
-    why = f"breaker forced {override}" if override else f"breaker {row.state}"
-    retry_at = row.override_expires_at if override else row.retry_at
-    events.event_record(job=job, kind=EventKind.HELD, actor=actor, at=now, dependency=job.dependency, why=why,
-                        retry_at=retry_at.isoformat() if retry_at else None)
-    logs.job_transition("held", job, why=why, retry_at=retry_at.isoformat() if retry_at else None, actor=actor)
-    return True
+    names = {job.dependency for job in jobs}
+    holding: dict[str, tuple[str, datetime | None]] = {}
+    for row in Breaker.objects.filter(name__in=names):
+        if rules.decide(row, now) == rules.Decision.ADMIT:
+            continue
+        override = rules.override_in_force(row, now)
+        why = f"breaker forced {override}" if override else f"breaker {row.state}"
+        holding[row.name] = (why, row.override_expires_at if override else row.retry_at)
+    held = [job for job in jobs if job.dependency in holding]
+    rows_out = []
+    for job in held:
+        why, retry_at = holding[job.dependency]
+        retry_text = retry_at.isoformat() if retry_at else None
+        rows_out.append((job.seq, EventKind.HELD, actor, now, {"dependency": job.dependency, "why": why, "retry_at": retry_text}))
+        logs.job_transition("held", job, why=why, retry_at=retry_text, actor=actor)
+    events.events_record(rows_out)
+    return held
 
 
 def decision_changed(*, name: str, before: rules.Decision, after: rules.Decision, now: datetime, actor: str,

@@ -82,7 +82,9 @@ def job_waiting_for(
         return None
     now = now or timezone.now()
     if job.run_after > now:
-        return {"reason": "retry_scheduled", "until": job.run_after.isoformat()}
+        # Never attempted: the client scheduled it; attempted: a failed attempt's backoff.
+        reason = "scheduled" if job.attempts == 0 else "retry_scheduled"
+        return {"reason": reason, "until": job.run_after.isoformat()}
     if breaker_rows is not None:
         row = breaker_rows.get(job.dependency)
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from jobs.services.actions import job_cancel, job_reprioritise, job_retry
 from jobs.services.actors import SYSTEM, actor_name
 from jobs.services.bulk import BULK_IDS_LIMIT, BULK_REPRIORITISE_LIMIT, jobs_bulk_reprioritise
-from jobs.services.submit import job_submit
+from jobs.services.submit import job_submit, jobs_submit_batch
 
 __all__ = [
     "BULK_IDS_LIMIT",
@@ -19,5 +19,6 @@ __all__ = [
     "job_reprioritise",
     "job_retry",
     "job_submit",
+    "jobs_submit_batch",
     "jobs_bulk_reprioritise",
 ]

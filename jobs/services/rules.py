@@ -66,8 +66,9 @@ def options_check_privileged(*, user: Any, job_kind: registry.JobKind, payload: 
         raise Forbidden(f"{needs} needs the {access.TUNE_KINDS!r} permission")
 
 
-def pending_check_cap(*, user: Any) -> None:
-    """At most RESILIENT_MAX_PENDING_PER_USER pending jobs per submitter (0: no cap).
+def pending_check_cap(*, user: Any, adding: int = 1) -> None:
+    """At most RESILIENT_MAX_PENDING_PER_USER pending jobs per submitter (0: no cap), counting
+    the ``adding`` jobs about to be stored (a batch must fit whole).
 
     Counted with a LIMIT, so the check costs at most ``cap`` index entries. Concurrent
     submissions of one user may pass it together: the cap is a guard rail, not an exact quota."""
@@ -75,8 +76,13 @@ def pending_check_cap(*, user: Any) -> None:
     if user is None or cap <= 0:
         return
     pending = Job.objects.filter(submitter_id=user.pk, status=JobStatus.PENDING)[:cap].count()
-    if pending >= cap:
+    if pending + adding > cap:
+        if adding == 1:
+            raise TooManyPending(
+                f"you already have {cap} pending jobs (RESILIENT_MAX_PENDING_PER_USER); "
+                "wait for some to run or cancel some"
+            )
         raise TooManyPending(
-            f"you already have {cap} pending jobs (RESILIENT_MAX_PENDING_PER_USER); "
-            "wait for some to run or cancel some"
+            f"you have {pending} pending jobs and the batch adds {adding}, more than the cap of {cap} "
+            "(RESILIENT_MAX_PENDING_PER_USER); send a smaller batch, or wait for some to run"
         )

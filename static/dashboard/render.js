@@ -84,6 +84,7 @@ export function waitingText(row) {
   if (!w) return '';
   if (w.reason === 'breaker_open') return heldText(w);
   if (w.reason === 'retry_scheduled') return `retry scheduled ${relative(w.until)}`;
+  if (w.reason === 'scheduled') return `scheduled for ${clockTime(w.until)} (${relative(w.until)})`;
   if (w.reason === 'jobs_ahead') {
     const held = row.held_ahead ? ` (${row.held_ahead} of them held)` : '';
     return `${w.jobs_ahead} job${w.jobs_ahead === 1 ? '' : 's'} ahead${held}`;

@@ -187,6 +187,19 @@ def test_priority_change_moves_the_row_and_the_api_agrees(browser, server):
     page.context.close()
 
 
+def test_a_scheduled_job_shows_its_time_and_countdown_in_the_queue(browser, server):
+    page = login(browser, server)
+    job = submit(server, kind="noop", priority=60, delay_seconds=3600)
+    row = page.locator(f'#queue tr[data-id="{job["id"]}"]')
+    row.wait_for()
+    page.wait_for_function(
+        "(id) => /scheduled for \\d\\d:\\d\\d:\\d\\d \\(in (59m|1h)/.test(document.querySelector(`#queue tr[data-id='${id}']`).cells[6].textContent)",
+        arg=job["id"],
+    )
+    assert page.js_errors == []
+    page.context.close()
+
+
 def test_invalid_priority_shows_the_servers_error_next_to_the_input(browser, server):
     page = login(browser, server)
     job = submit(server, kind="noop", priority=-30)

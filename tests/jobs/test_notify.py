@@ -57,3 +57,36 @@ def test_one_transaction_sends_dashboards_one_hint_however_many_jobs_it_changes(
     with transaction.atomic():
         outcomes.record_and_claim(worker_id="w", finished=[outcomes.Attempt(job=j) for j in claimed], want=2)
     assert hints() == 1
+
+
+@override_settings(CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}})
+async def test_a_submission_from_a_server_thread_sends_both_hints_on_the_servers_loop_without_waiting():
+    import asyncio
+
+    from channels.db import database_sync_to_async
+
+    from jobs.notify import DASHBOARD_GROUP
+
+    layer = get_channel_layer()
+    await layer.group_add(DASHBOARD_GROUP, "dashboard-listener")
+    # As under Daphne: the view runs in a sync_to_async thread of the server's loop.
+    job, created = await database_sync_to_async(services.job_submit)(kind="noop")
+    assert created
+    wake = await asyncio.wait_for(layer.receive(JOBS_CHANNEL), timeout=5)
+    hint = await asyncio.wait_for(layer.receive("dashboard-listener"), timeout=5)
+    assert wake == {"type": "jobs.wake"} and hint == {"type": "dashboard.changed"}
+
+
+@override_settings(CHANNEL_LAYERS=BROKEN_LAYER)
+async def test_a_failing_send_from_a_server_thread_is_logged_not_raised(caplog):
+    import asyncio
+
+    from channels.db import database_sync_to_async
+
+    job, created = await database_sync_to_async(services.job_submit)(kind="noop")
+    assert created
+    for _ in range(100):
+        if "could not send worker wake-up" in caplog.text:
+            break
+        await asyncio.sleep(0.05)
+    assert "could not send worker wake-up" in caplog.text

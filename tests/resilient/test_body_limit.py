@@ -147,6 +147,21 @@ def test_a_body_within_the_limit_still_reaches_the_api(server):
     assert chunk_status == 401, chunk_body[:300]
 
 
+def test_a_batch_may_send_more_than_one_request_but_not_past_the_batch_limit(server):
+    _, port = server
+    # 2 MiB of batch: over RESILIENT_MAX_BODY_BYTES (1 MiB), under RESILIENT_MAX_BATCH_BODY_BYTES
+    # (16 MiB). Anonymous, so the answer is the 401 of authentication: the body was let through.
+    batch = json.dumps({"jobs": [{"kind": "noop", "payload": {"pad": "x" * 2000}}] * 1000}).encode()
+    assert MIB < len(batch) < 16 * MIB
+    status, _, body = exchange(port, request_head("/api/jobs/bulk/", length=len(batch)), iter([batch]))
+    assert status == 401, body[:300]
+    # Past the batch limit: refused before authentication, unread.
+    status, _, body = exchange(port, request_head("/api/jobs/bulk/", length=HUGE), zeros(HUGE))
+    assert status == 413 and json.loads(body)["code"] == "too_large"
+    status, _, body = exchange(port, request_head("/api/jobs/bulk/?x=1", length=None), chunked(zeros(20 * MIB)))
+    assert status == 413
+
+
 # --- the ASGI middleware alone (any ASGI server, e.g. the `daphne` command) ----------------------
 
 

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from jobs import services
@@ -144,3 +145,22 @@ def test_scale_out_three_workers_run_every_job_exactly_once_in_priority_order(tm
     )
     print(f"worst overtaking: {worst:.3f}s")
     assert worst <= 0.5, f"a higher-priority job was claimed {worst:.3f}s after a lower-priority one"
+
+
+def test_a_worker_does_not_start_a_scheduled_job_before_its_run_after(tmp_path):
+    scheduled, _ = services.job_submit(kind="noop", priority=50, delay_seconds=4)
+    now, _ = services.job_submit(kind="noop")
+    worker = start_worker(tmp_path, **FAST)
+    try:
+        # The worker is live (it ran the later, lower job) and still leaves the scheduled one alone.
+        wait_until(lambda: status_of(now) == JobStatus.SUCCEEDED, timeout=20, message=worker.output)
+        checked_at = timezone.now()
+        if checked_at < scheduled.run_after:  # a slow start may already have reached the time
+            assert status_of(scheduled) == JobStatus.PENDING
+        wait_until(lambda: status_of(scheduled) == JobStatus.SUCCEEDED, timeout=20, message=worker.output)
+    finally:
+        assert worker.stop() == 0
+    scheduled.refresh_from_db()
+    claimed = scheduled.events.get(kind=EventKind.CLAIMED)
+    assert claimed.at >= scheduled.run_after
+    assert scheduled.started_at >= scheduled.run_after

@@ -1,0 +1,5 @@
+import sys
+
+from resilient_cli.main import main
+
+sys.exit(main())
