@@ -27,9 +27,9 @@ from jobs.selectors.counts import (
     pending_counts_bounded,
     pending_estimate,
 )
+from jobs.selectors.job_query import ORDERINGS, JobQuery, job_query_parse
 from jobs.selectors.jobs import (
     HEAVY_FIELDS,
-    ORDERINGS,
     events_recent,
     job_get,
     job_list,
@@ -55,6 +55,7 @@ __all__ = [
     "EXACT_COUNT_LIMIT",
     "FINISHED_STATUSES",
     "HEAVY_FIELDS",
+    "JobQuery",
     "ORDERINGS",
     "TRANSITION_KINDS",
     "breaker_events_recent",
@@ -77,6 +78,7 @@ __all__ = [
     "job_get",
     "job_list",
     "job_position",
+    "job_query_parse",
     "job_uuid_by_seq",
     "job_waiting_for",
     "jobs_in_pop_order",
