@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -167,4 +167,8 @@ def _moment(name: str, value: str | None) -> datetime | None:
         raise InvalidInput(name, f"must be an ISO 8601 time with a zone, e.g. 2026-01-31T12:00:00Z{hint}") from None
     if timezone.is_naive(moment):
         raise InvalidInput(name, "needs a time zone (Z or ±hh:mm): a time without one is ambiguous")
-    return moment
+    try:
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59 that Python accepts (up to ±23:59).
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+        raise InvalidInput(name, "is out of range") from None

@@ -52,6 +52,12 @@ def test_created_window_and_several_statuses_combine_with_the_old_filters(api):
     assert ids(api.get("/api/jobs/?status=pending&ordering=pop")) == [first["id"]]
 
 
+def test_any_offset_python_reads_is_searched_in_utc(api):
+    job = submit(api, kind="noop")
+    assert ids(api.get("/api/jobs/?created_after=0530-12-11T12:35:03%2B19:04")) == [job["id"]]
+    assert ids(api.get("/api/jobs/?created_before=9999-12-30T23:59:59-23:59")) == [job["id"]]
+
+
 def test_another_users_jobs_are_not_found_by_search(api, operator_api):
     theirs = submit(operator_api, kind="noop", payload={"secret": "x"})
     assert ids(api.get(f"/api/jobs/?id_prefix={theirs['id'][:8]}")) == []
@@ -79,6 +85,8 @@ def test_another_users_jobs_are_not_found_by_search(api, operator_api):
         ("created_after=2026-01-01T00:00:00+00:00", "created_after"),  # an unencoded + reads as a space
         ("created_before=yesterday", "created_before"),
         ("created_before=", "created_before"),
+        ("created_before=0001-01-01T00:00:00%2B01:00", "created_before"),
+        ("created_before=9999-12-31T23:59:59-23:59", "created_before"),
         ("status=pending,bogus", "status"),
         ("status=pending&status=", "status"),
         ("kind=noop&kind=http", "kind"),
