@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from jobs import (
     breakers,
     conf,
+    counters,
     dependencies,
     events,
     logs,
@@ -20,7 +21,7 @@ from jobs import (
 )
 from jobs.exceptions import IdempotencyConflict, InvalidInput
 from jobs.handlers import registry
-from jobs.models import MAX_ATTEMPTS_LIMIT, EventKind, Job
+from jobs.models import MAX_ATTEMPTS_LIMIT, CounterMetric, EventKind, Job
 from jobs.services import rules
 from jobs.services.actors import actor_resolve
 
@@ -126,6 +127,7 @@ def job_submit(
             if not breakers.hold_if_rejecting(job=job, actor=actor):
                 notify.wake_workers_on_commit()
             notify.dashboard_changed_on_commit()
+            counters.counter_add(CounterMetric.SUBMITTED, dependency)  # last: the row lock is held to the commit
     except IntegrityError:
         # A concurrent submission with the same key won the race: answer as a replay of it.
         existing = _by_key(submitter, idempotency_key) if idempotency_key is not None else None
