@@ -23,6 +23,7 @@ BENCHMARKS = {
     "wakeup": "bench.wakeup",
     "breakers": "bench.breakers",
     "dashboard": "bench.dashboard",
+    "scale": "bench.scale",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
