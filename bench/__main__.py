@@ -25,6 +25,7 @@ BENCHMARKS = {
     "breakers": "bench.breakers",
     "flow": "bench.flow",
     "dashboard": "bench.dashboard",
+    "scale": "bench.scale",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -71,6 +71,12 @@ SETTINGS: dict[str, Setting] = {
     "METRICS_ENABLED": _env("METRICS_ENABLED", True),  # False: /metrics answers 404
     "METRICS_TOKEN": _env("METRICS_TOKEN", ""),  # set: /metrics needs "Authorization: Bearer <token>"
     "METRICS_WINDOW": _env("METRICS_WINDOW", 300.0),  # seconds of finished jobs behind the recent-window metrics
+    # Retention (jobs.services.retention): 0 keeps that kind of row forever
+    "FINISHED_RETENTION_SECONDS": _env("FINISHED_RETENTION_SECONDS", 7 * 86400.0),  # succeeded, cancelled
+    "FAILED_RETENTION_SECONDS": _env("FAILED_RETENTION_SECONDS", 30 * 86400.0),
+    "BREAKER_EVENT_RETENTION_SECONDS": _env("BREAKER_EVENT_RETENTION_SECONDS", 30 * 86400.0),
+    "PRUNE_INTERVAL": _env("PRUNE_INTERVAL", 60.0),  # seconds between prunes, across all workers
+    "PRUNE_BATCH": _env("PRUNE_BATCH", 500),  # rows per short delete transaction
     "SUBMIT_RATE": _env("SUBMIT_RATE", "6000/min"),  # per-user API submission throttle (DRF rate syntax)
     "LOGIN_MAX_FAILURES": _env("LOGIN_MAX_FAILURES", 10),  # failed logins per (client address, username)...
     "LOGIN_WINDOW": _env("LOGIN_WINDOW", 300),  # ...per this many seconds; then 429 until the window passes

@@ -36,6 +36,9 @@ class Dialect:
     epoch_second: str | None
     # The database keeps statistics that estimate a count without reading rows.
     estimates: bool
+    # JSON containment is native (PostgreSQL's jsonb ``@>``, GIN-indexed); else built from
+    # json_each (jobs.selectors.sql.json_contains).
+    json_contains: bool
 
     def index_hint(self, index: str) -> str:
         """``INDEXED BY index `` where the planner must be told which index to walk, else ''."""
@@ -87,4 +90,5 @@ def _dialect(vendor: str, locks_rows: bool, skips_locked: bool) -> Dialect:
         array_any=not sqlite,
         epoch_second=epoch_second,
         estimates=vendor == "postgresql",
+        json_contains=vendor == "postgresql",
     )

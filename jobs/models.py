@@ -247,3 +247,46 @@ class BreakerEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.breaker_id} {self.kind} by {self.actor}"
+
+
+# --- Operations ------------------------------------------------------------------------------------
+
+
+class CounterMetric(models.TextChoices):
+    SUBMITTED = "submitted"  # jobs stored, by dependency
+    FINISHED = "finished"  # jobs reaching succeeded / failed / cancelled, by dependency and status
+    BREAKER_TRANSITIONS = "breaker_transitions"  # BreakerEvents other than counted failures, by kind
+
+
+class Counter(models.Model):
+    """One share of a Prometheus counter that never goes down: pruning rows does not lower it.
+
+    Written in the transaction that records what it counts (``jobs.counters``), as an upsert that
+    adds. ``shard`` spreads one series over a few rows so that concurrent writers (workers,
+    web processes) rarely wait on the same row lock; ``/metrics`` sums the shards."""
+
+    metric = models.CharField(max_length=32, choices=CounterMetric)
+    dependency = models.CharField(max_length=64)
+    label = models.CharField(max_length=32, blank=True, default="")  # the status, or the breaker event kind
+    shard = models.PositiveSmallIntegerField(default=0)
+    value = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["metric", "dependency", "label", "shard"], name="counter_series_shard"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric}{{{self.dependency},{self.label}}}[{self.shard}] = {self.value}"
+
+
+class HousekeepingLease(models.Model):
+    """Who runs a housekeeping task (pruning) now: at most one worker holds a task's lease."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    owner = models.CharField(max_length=ACTOR_MAX_LENGTH, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.owner or 'free'})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +44,16 @@ def check_json(field: str, value: Any, *, max_depth: int, max_bytes: int) -> Non
     size = len(json.dumps(value))
     if size > max_bytes:
         raise InvalidInput(field, f"is {size} bytes; the limit is {max_bytes}")
+
+
+def check_known_params(names: Iterable[str], allowed: Iterable[str]) -> None:
+    """Refuse a query parameter no one reads: a misspelt filter must not silently list everything."""
+    allowed = sorted(set(allowed))
+    for name in sorted(names):
+        if name not in allowed:
+            # The name goes back as a JSON key: escape lone surrogates, which UTF-8 cannot encode.
+            shown = name.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise InvalidInput(shown, f"unknown query parameter; allowed: {', '.join(allowed) or 'none'}")
 
 
 def check_int(field: str, value: Any, *, low: int, high: int) -> int:

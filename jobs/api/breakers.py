@@ -21,7 +21,7 @@ from jobs.api.serializers import (
     LimitsRequestSerializer,
     OverrideRequestSerializer,
 )
-from jobs.api.views import json_object
+from jobs.api.views import check_query, json_object
 from jobs.exceptions import InvalidInput
 from jobs.handlers import registry as handlers
 
@@ -34,8 +34,9 @@ class BreakerListView(APIView):
 
     pagination_class = StrictPageNumberPagination
 
-    @extend_schema(responses={200: BreakerSerializer(many=True), **schema.errors(404)}, summary="Every breaker")
+    @extend_schema(responses={200: BreakerSerializer(many=True), **schema.errors(400, 404)}, summary="Every breaker")
     def get(self, request):
+        check_query(request)
         paginator = self.pagination_class()
         breakers.breakers_ensure()  # every configured dependency listed, even before its first call
         page = paginator.paginate_queryset(presenters.breaker_list(), request, view=self)

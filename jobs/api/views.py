@@ -12,7 +12,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import selectors, services
+from jobs import selectors, services, validation
 from jobs.api import parsers, schema, throttles
 from jobs.api.serializers import (
     JobBatchResultSerializer,
@@ -44,10 +44,34 @@ def json_object(data: Any, *, allowed: set[str] | None) -> dict:
     return data
 
 
+# What pagination and DRF's renderer choice read besides a view's own parameters.
+PAGE_PARAMETERS = ("page", "format")
+
+
+def query_params(request) -> dict[str, list[str]]:
+    """The query string as name -> every value given."""
+    return {name: request.query_params.getlist(name) for name in request.query_params}
+
+
+def check_query(request, allowed: tuple[str, ...] = ()) -> None:
+    """400 for a query parameter the view does not read (pagination's are always allowed)."""
+    validation.check_known_params(request.query_params, [*allowed, *PAGE_PARAMETERS])
+
+
 LIST_PARAMETERS = [
-    OpenApiParameter("status", OpenApiTypes.STR, enum=JobStatus.values),
+    OpenApiParameter("status", OpenApiTypes.STR, many=True, explode=True, enum=JobStatus.values,
+                     description="any of these statuses: repeat the parameter or give a comma list"),
     OpenApiParameter("kind", OpenApiTypes.STR),
     OpenApiParameter("dependency", OpenApiTypes.STR),
+    OpenApiParameter("id_prefix", OpenApiTypes.STR, pattern=r"^[0-9a-fA-F-]{8,36}$",
+                     description="the first 8 to 32 hex digits of a job id (dashes allowed where the id has them)"),
+    OpenApiParameter("payload_contains", OpenApiTypes.STR,
+                     description='a JSON object the payload contains, e.g. {"customer": {"id": 42}} '
+                     "(PostgreSQL's @> semantics on both databases)"),
+    OpenApiParameter("created_after", OpenApiTypes.DATETIME,
+                     description="created at or after this ISO 8601 time (a zone is required)"),
+    OpenApiParameter("created_before", OpenApiTypes.DATETIME,
+                     description="created before this ISO 8601 time (a zone is required)"),
     OpenApiParameter("ordering", OpenApiTypes.STR, enum=list(selectors.ORDERINGS),
                      description="pop = pending jobs in the order workers take them"),
 ]
@@ -69,14 +93,8 @@ class JobViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     permission_classes = [IsAuthenticated]
 
     def get_queryset(self):
-        params = self.request.query_params
-        return selectors.job_list(
-            user=self.request.user,
-            status=params.get("status"),
-            kind=params.get("kind"),
-            dependency=params.get("dependency"),
-            ordering=params.get("ordering"),
-        )
+        query = selectors.job_query_parse(query_params(self.request), also_allowed=PAGE_PARAMETERS)
+        return selectors.job_list(user=self.request.user, query=query)
 
     @extend_schema(parameters=LIST_PARAMETERS, responses={200: JobSerializer(many=True), **schema.errors(400, 404)})
     def list(self, request, *args, **kwargs):

@@ -9,8 +9,8 @@ from typing import Any
 
 from django.db import transaction
 
-from jobs import logs, notify
-from jobs.models import BreakerEvent, BreakerEventKind
+from jobs import counters, logs, notify
+from jobs.models import BreakerEvent, BreakerEventKind, CounterMetric
 
 RECENT_ERRORS = 5  # failures quoted in a transition event
 
@@ -30,6 +30,7 @@ def breaker_event_record(name: str, kind: str, *, actor: str, at: datetime, from
     commit: a transition whose transaction rolls back (a lost race) never happened."""
     notify.dashboard_changed_on_commit()
     if kind != BreakerEventKind.FAILURE:
+        counters.counter_add(CounterMetric.BREAKER_TRANSITIONS, name, kind)  # pruning events must not lower it
         transaction.on_commit(functools.partial(
             logs.breaker_transition,
             name, kind=kind, from_state=from_state or "-", to_state=to_state or "-", actor=actor, reason=reason,

@@ -32,7 +32,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from jobs import conf, dependencies, selectors
-from jobs.models import JobStatus
+from jobs.models import CounterMetric, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +203,30 @@ class DatabaseCollector(Collector):
         for (status, dependency), n in sorted(counts.items()):
             jobs.add_metric([status, dependency], n)
         yield jobs
+
+        submitted = CounterMetricFamily(
+            "resilient_jobs_submitted",
+            "Jobs stored by a submission so far, by dependency (replays of an idempotency key are not "
+            "new jobs). Kept in the database: it survives pruning and restarts and adds up every process.",
+            labels=["dependency"],
+        )
+        totals = selectors.counter_totals(metric=CounterMetric.SUBMITTED)
+        for name in sorted({*dependencies.configured(), *(dependency for dependency, _ in totals)}):
+            submitted.add_metric([name], totals.get((name, ""), 0))
+        yield submitted
+
+        finished = CounterMetricFamily(
+            "resilient_jobs_finished",
+            "Jobs that reached a final status so far, by dependency and status (succeeded, failed, "
+            "cancelled; a retried job that finishes again counts again). Kept in the database: it "
+            "survives pruning and restarts and adds up every process.",
+            labels=["dependency", "status"],
+        )
+        totals = selectors.counter_totals(metric=CounterMetric.FINISHED)
+        for name in sorted({*dependencies.configured(), *(dependency for dependency, _ in totals)}):
+            for status in selectors.FINISHED_STATUSES:
+                finished.add_metric([name, status], totals.get((name, status), 0))
+        yield finished
 
         recent = GaugeMetricFamily(
             "resilient_jobs_finished_recent",

@@ -16,8 +16,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs import conf, dialect, events, logs, notify, retry, validation
-from jobs.models import EventKind, Job, JobStatus
+from jobs import conf, counters, dialect, events, logs, notify, retry, validation
+from jobs.models import CounterMetric, EventKind, Job, JobStatus
 from jobs.queue import sql
 
 MAX_ERROR_CHARS = 4000
@@ -34,9 +34,10 @@ class Success:
     finished_at: datetime
 
 
-def jobs_succeed(*, successes: list[Success], worker_id: str) -> list[Success]:
+def jobs_succeed(*, successes: list[Success], worker_id: str, tally: counters.Tally | None = None) -> list[Success]:
     """Record successes, each with its event. Returns those NOT written because this worker no
-    longer holds their lease.
+    longer holds their lease. Each counts as finished: into ``tally`` when the caller writes the
+    counters itself (the worker's trip, once for all its outcomes), else here.
 
     The worker's hot path, so three statements whatever the count: lock the rows still leased to
     ``worker_id``, one ``executemany`` UPDATE, one bulk INSERT of the events.
@@ -62,10 +63,20 @@ def jobs_succeed(*, successes: list[Success], worker_id: str) -> list[Success]:
                 ])
             events.events_record([(s.job.seq, EventKind.SUCCEEDED, worker_id, s.finished_at, {"duration": s.duration})
                            for s in kept])
+            _count_finished(tally, [s.job.dependency for s in kept], JobStatus.SUCCEEDED, worker_id)
             notify.dashboard_changed_on_commit()
     for s in kept:
         logs.job_transition("succeeded", s.job, attempt=s.job.attempts + 1, duration=s.duration, worker=worker_id)
     return [s for s in successes if s.job.seq not in owned]
+
+
+def _count_finished(tally: counters.Tally | None, dependencies: list[str], status: str, worker_id: str) -> None:
+    own = tally is None
+    tally = counters.Tally() if own else tally
+    for dependency in dependencies:
+        tally.add(CounterMetric.FINISHED, dependency, status)
+    if own:
+        tally.flush(writer=worker_id)
 
 
 def _still_leased(seqs: list[int], worker_id: str) -> set[int]:
@@ -114,8 +125,10 @@ def job_fail(
     retryable: bool,
     retry_after: float | None = None,
     duration: float | None = None,
+    tally: counters.Tally | None = None,
 ) -> bool:
-    """Record a failed attempt: back to pending with backoff, or failed at the attempt limit."""
+    """Record a failed attempt: back to pending with backoff, or failed at the attempt limit
+    (counted as finished, into ``tally`` if given, as ``jobs_succeed`` does)."""
     now = timezone.now()
     with transaction.atomic():
         fresh = _owned(job, worker_id).select_for_update().first()
@@ -129,6 +142,8 @@ def job_fail(
         notify.dashboard_changed_on_commit()
         if changes["status"] == JobStatus.PENDING:
             notify.wake_workers_on_commit()
+        else:
+            _count_finished(tally, [fresh.dependency], JobStatus.FAILED, worker_id)
     logs.job_transition(
         kind, fresh, attempt=details["attempt"], duration=duration, worker=worker_id,
         error=details["error"][:LOG_ERROR_CHARS], delay=details.get("delay"), retryable=retryable,

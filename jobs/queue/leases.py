@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import conf, dialect, events, logs, notify
-from jobs.models import EventKind, Job, JobStatus
+from jobs import conf, counters, dialect, events, logs, notify
+from jobs.models import CounterMetric, EventKind, Job, JobStatus
 from jobs.queue.finish import attempt_failure_changes
 
 
@@ -32,6 +32,7 @@ def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 
     now = now or timezone.now()
     expired = 0
     expired_jobs = []
+    tally = counters.Tally()
     with transaction.atomic():
         stale = dialect.current().lock_skipping(
             Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__lt=now).order_by("lease_expires_at")
@@ -46,6 +47,9 @@ def jobs_expire_leases(*, actor: str, now: datetime | None = None, limit: int = 
             events.event_record(job=job, kind=EventKind.LEASE_EXPIRED, actor=actor, previous_owner=previous_owner, outcome=kind, **details)
             expired_jobs.append((job, previous_owner, kind, details["attempt"]))
             expired += 1
+            if changes["status"] == JobStatus.FAILED:
+                tally.add(CounterMetric.FINISHED, job.dependency, JobStatus.FAILED)
+        tally.flush(writer=actor)
         if expired:
             notify.wake_workers_on_commit()
             notify.dashboard_changed_on_commit()

@@ -29,9 +29,9 @@ from jobs.selectors.counts import (
     pending_counts_bounded,
     pending_estimate,
 )
+from jobs.selectors.job_query import ORDERINGS, JobQuery, job_query_parse
 from jobs.selectors.jobs import (
     HEAVY_FIELDS,
-    ORDERINGS,
     events_recent,
     job_get,
     job_list,
@@ -46,6 +46,7 @@ from jobs.selectors.metrics import (
     FINISHED_STATUSES,
     TRANSITION_KINDS,
     breaker_metrics,
+    counter_totals,
     counts_by_status_and_dependency,
     duration_histogram_since,
     finished_per_second,
@@ -57,6 +58,7 @@ __all__ = [
     "EXACT_COUNT_LIMIT",
     "FINISHED_STATUSES",
     "HEAVY_FIELDS",
+    "JobQuery",
     "ORDERINGS",
     "TRANSITION_KINDS",
     "breaker_events_recent",
@@ -69,6 +71,7 @@ __all__ = [
     "breakers_with_pending",
     "count_estimate",
     "count_exact",
+    "counter_totals",
     "counts_by_status",
     "counts_by_status_and_dependency",
     "counts_by_status_bounded",
@@ -80,6 +83,7 @@ __all__ = [
     "job_get",
     "job_list",
     "job_position",
+    "job_query_parse",
     "job_uuid_by_seq",
     "job_waiting_for",
     "jobs_in_pop_order",

@@ -6,15 +6,18 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from jobs import access, breakers, dependencies, validation
-from jobs.exceptions import InvalidInput, JobNotFound
+from jobs import access, breakers, dependencies, dialect, validation
+from jobs.exceptions import JobNotFound
 from jobs.models import Breaker, Job, JobEvent, JobStatus, WorkerHeartbeat
+from jobs.selectors import sql
+from jobs.selectors.job_query import ORDERINGS, JobQuery, id_prefix_bounds
 from jobs.selectors.queue import HEAVY_FIELDS, jobs_in_pop_order
 
-ORDERINGS = {"pop": None, "newest": ("-seq",), "oldest": ("seq",)}
 
 def job_get(*, job_id: UUID | str, user: Any = None) -> Job:
     """One job ``user`` may see (None: the system sees all); ``JobNotFound`` otherwise."""
@@ -24,33 +27,38 @@ def job_get(*, job_id: UUID | str, user: Any = None) -> Job:
         raise JobNotFound(f"no job {job_id}") from None
 
 
-def job_list(
-    *,
-    user: Any = None,
-    status: str | None = None,
-    kind: str | None = None,
-    dependency: str | None = None,
-    ordering: str | None = None,
-) -> QuerySet[Job]:
-    """Jobs ``user`` may see, filtered by status, kind and dependency. ``ordering="pop"`` lists
-    pending jobs in pop order."""
+def job_list(*, user: Any = None, query: JobQuery | None = None, **criteria: Any) -> QuerySet[Job]:
+    """Jobs ``user`` may see that match ``query`` (or a ``JobQuery(**criteria)``), newest first
+    unless it says otherwise; ``ordering="pop"`` lists pending jobs in pop order."""
+    query = query if query is not None else JobQuery(**criteria)
     qs = Job.objects.filter(access.visible_filter(user))
-    if status is not None:  # given but empty is an error too, as the schema's enum says
-        if status not in JobStatus.values:
-            raise InvalidInput("status", f"must be one of {', '.join(JobStatus.values)}")
-        qs = qs.filter(status=status)
-    if kind:
-        validation.check_text("kind", kind)  # PostgreSQL refuses NUL even in a WHERE clause
-        qs = qs.filter(kind=kind)
-    if dependency:
-        validation.check_text("dependency", dependency)
-        qs = qs.filter(dependency=dependency)
-    ordering = "newest" if ordering is None else ordering
-    if ordering not in ORDERINGS:
-        raise InvalidInput("ordering", f"must be one of {', '.join(ORDERINGS)}")
-    if ordering == "pop":
+    if query.statuses:
+        qs = qs.filter(status__in=query.statuses)
+    if query.kind:
+        qs = qs.filter(kind=query.kind)
+    if query.dependency:
+        qs = qs.filter(dependency=query.dependency)
+    if query.id_prefix:
+        low, high = id_prefix_bounds(query.id_prefix)  # a range of the unique index, not a LIKE scan
+        qs = qs.filter(uuid__gte=UUID(low), uuid__lte=UUID(high))
+    if query.payload_contains is not None:
+        qs = qs.filter(_payload_contains(query.payload_contains))
+    if query.created_after is not None:
+        qs = qs.filter(created_at__gte=query.created_after)
+    if query.created_before is not None:
+        qs = qs.filter(created_at__lt=query.created_before)
+    if query.ordering == "pop":
         return jobs_in_pop_order(qs)
-    return qs.order_by(*ORDERINGS[ordering])
+    return qs.order_by(*ORDERINGS[query.ordering])
+
+
+def _payload_contains(needle: dict) -> Q | RawSQL:
+    """Payloads containing ``needle``: jsonb ``@>`` on PostgreSQL (the GIN index), json_each on SQLite."""
+    if dialect.current().json_contains:
+        return Q(payload__contains=needle)
+    column = f"{connection.ops.quote_name(Job._meta.db_table)}.{connection.ops.quote_name('payload')}"
+    condition, params = sql.json_contains(column, needle)
+    return RawSQL(condition, params, output_field=BooleanField())
 
 
 def job_uuid_by_seq(*, seq: int | None) -> str | None:

@@ -11,13 +11,19 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.utils import timezone
 
 from jobs import breakers, dependencies, dialect
-from jobs.models import Breaker, BreakerEvent, BreakerEventKind, Job, JobStatus
+from jobs.models import Breaker, BreakerEventKind, Counter, CounterMetric, Job, JobStatus
 from jobs.selectors import sql
 from jobs.selectors.breakers import breaker_flow, breaker_policy
 from jobs.selectors.counts import in_flight_by_dependency, pending_by_dependency
 
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 TRANSITION_KINDS = tuple(k for k in BreakerEventKind.values if k != BreakerEventKind.FAILURE)
+
+
+def counter_totals(*, metric: str) -> dict[tuple[str, str], int]:
+    """{(dependency, label): total} of one never-decreasing counter, its shards summed."""
+    rows = Counter.objects.filter(metric=metric).values_list("dependency", "label").annotate(n=Sum("value")).order_by()
+    return {(dependency, label): n for dependency, label, n in rows}
 
 
 def counts_by_status_and_dependency(*, statuses: Sequence[str]) -> list[tuple[str, str, int]]:
@@ -111,10 +117,9 @@ def breaker_metrics() -> list[dict[str, Any]]:
     """Per breaker, for Prometheus: effective and automatic state, override, held jobs, failures,
     transitions by kind.
 
-    Four small queries (the fourth: calls in flight), whatever the size of the history: transitions are counted with
-    ``breaker IN (...) AND kind IN (...)`` on the BreakerEvent index (breaker, kind, -id), so the
-    (many) counted-failure rows are never read. A configured dependency without a row yet (fresh
-    database) reports closed, as its breaker would be."""
+    Four small queries (the fourth: calls in flight), whatever the size of the history: transitions
+    come from their counters (jobs.counters), which pruning old BreakerEvents does not lower. A
+    configured dependency without a row yet (fresh database) reports closed, as its breaker would be."""
     now = timezone.now()
     counts = pending_by_dependency()
     in_flight = in_flight_by_dependency(now=now)
@@ -122,12 +127,8 @@ def breaker_metrics() -> list[dict[str, Any]]:
     for name in dependencies.configured():
         rows.setdefault(name, Breaker(name=name, updated_at=now))
     transitions: dict[str, dict[str, int]] = {}
-    events = (
-        BreakerEvent.objects.filter(breaker_id__in=sorted(rows), kind__in=TRANSITION_KINDS)
-        .values("breaker_id", "kind").annotate(n=Count("*")).order_by()
-    )
-    for event in events:
-        transitions.setdefault(event["breaker_id"], {})[event["kind"]] = event["n"]
+    for (name, kind), n in counter_totals(metric=CounterMetric.BREAKER_TRANSITIONS).items():
+        transitions.setdefault(name, {})[kind] = n
     result = []
     for name, row in sorted(rows.items()):
         admits = breakers.decide(row, now) == breakers.Decision.ADMIT

@@ -8,10 +8,10 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import access, events, logs, notify, validation
+from jobs import access, counters, events, logs, notify, validation
 from jobs.exceptions import IllegalTransition, InvalidInput, JobNotFound
 from jobs.handlers import registry
-from jobs.models import EventKind, Job, JobStatus
+from jobs.models import CounterMetric, EventKind, Job, JobStatus
 from jobs.services import rules
 from jobs.services.actors import actor_resolve
 
@@ -78,6 +78,7 @@ def job_cancel(*, job_id: UUID, user: Any = None, actor: str | None = None, reas
             permission="jobs.cancel_job",
         )
         events.event_record(job=job, kind=EventKind.CANCELLED, actor=actor, reason=reason)
+        counters.counter_add(CounterMetric.FINISHED, job.dependency, JobStatus.CANCELLED)
         notify.dashboard_changed_on_commit()
     logs.job_transition("cancelled", job, actor=actor, reason=reason or None)
     return job

@@ -4,14 +4,15 @@ ownership, permissions, the pending cap, events and the wake-up happen."""
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs import breakers, conf, events, logs, notify, remote_validation
+from jobs import breakers, conf, counters, events, logs, notify, remote_validation
 from jobs.exceptions import Forbidden, IdempotencyConflict, InvalidInput, InvalidItems
-from jobs.models import EventKind, Job
+from jobs.models import CounterMetric, EventKind, Job
 from jobs.services import rules, submission
 from jobs.services.actors import actor_resolve
 from jobs.services.submission import FIELDS, Submission, submission_check
@@ -201,6 +202,9 @@ def _insert(new: list[Submission], *, submitter: Any, actor: str) -> list[Job]:
         ])
         held = breakers.jobs_hold_if_rejecting(jobs=jobs, actor=actor, now=now)
         notify.jobs_added_on_commit(runnable=len(held) < len(jobs))
+        # Last: the counter rows stay locked until the commit. One row per dependency, not per job.
+        submitted = collections.Counter(job.dependency for job in jobs)
+        counters.counters_add({(CounterMetric.SUBMITTED, dep, ""): n for dep, n in submitted.items()})
     return jobs
 
 

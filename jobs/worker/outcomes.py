@@ -25,7 +25,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import breakers, dependencies, dialect, logs, queue
+from jobs import breakers, counters, dependencies, dialect, logs, queue
 from jobs.exceptions import JobFailure, error_text
 from jobs.models import Job
 
@@ -53,11 +53,15 @@ def record_and_claim(*, worker_id: str, finished: list[Attempt], want: int) -> t
     PostgreSQL the claim reads them again: another worker may have tripped or forced one open
     while this trip waited for a row lock.
     """
+    tally = counters.Tally()
     with transaction.atomic():
         gates = breakers.claim_gates(now=timezone.now())
-        lost, changed = _record(worker_id, finished, gates)
+        lost, changed = _record(worker_id, finished, gates, tally)
         reuse = not changed and dialect.current().serial_writes
         claimed = queue.claims_take(worker_id=worker_id, limit=want, gates=gates if reuse else None) if want > 0 else []
+        # Last: the counter rows are shared with other workers' trips, so their locks are held
+        # only from here to the commit.
+        tally.flush(writer=worker_id)
     _log_discarded(lost, worker_id)
     return lost, claimed
 
@@ -66,22 +70,26 @@ def record(*, worker_id: str, finished: list[Attempt]) -> list[Attempt]:
     """Store each attempt's outcome, then its dependency's. Returns the discarded attempts."""
     if not finished:
         return []
+    tally = counters.Tally()
     with transaction.atomic():
-        lost, _ = _record(worker_id, finished, breakers.claim_gates(now=timezone.now()))
+        lost, _ = _record(worker_id, finished, breakers.claim_gates(now=timezone.now()), tally)
+        tally.flush(writer=worker_id)
     _log_discarded(lost, worker_id)
     return lost
 
 
-def _record(worker_id: str, finished: list[Attempt], gates: dict) -> tuple[list[Attempt], bool]:
-    """(the discarded attempts, whether a breaker row was written)."""
+def _record(
+    worker_id: str, finished: list[Attempt], gates: dict, tally: counters.Tally
+) -> tuple[list[Attempt], bool]:
+    """(the discarded attempts, whether a breaker row was written); the finished jobs go into ``tally``."""
     successes = [
         queue.Success(job=a.job, result=a.result, duration=round(a.duration, 6), finished_at=a.finished_at)
         for a in finished if a.error is None
     ]
-    unwritten = {s.job.seq for s in queue.jobs_succeed(successes=successes, worker_id=worker_id)}
+    unwritten = {s.job.seq for s in queue.jobs_succeed(successes=successes, worker_id=worker_id, tally=tally)}
     lost = [a for a in finished if a.error is None and a.job.seq in unwritten]
     for attempt in finished:
-        if attempt.error is not None and not _fail(attempt, worker_id):
+        if attempt.error is not None and not _fail(attempt, worker_id, tally):
             lost.append(attempt)
     changed = _count_for_breakers(finished, gates, worker_id)
     return lost, changed
@@ -110,12 +118,12 @@ def record_each(*, worker_id: str, finished: list[Attempt]) -> list[Attempt]:
     return lost
 
 
-def _fail(attempt: Attempt, worker_id: str) -> bool:
+def _fail(attempt: Attempt, worker_id: str, tally: counters.Tally) -> bool:
     error = attempt.error
     retryable = error.retryable if isinstance(error, JobFailure) else True
     return queue.job_fail(
         job=attempt.job, worker_id=worker_id, error=error_text(error), retryable=retryable,
-        retry_after=getattr(error, "retry_after", None), duration=round(attempt.duration, 6),
+        retry_after=getattr(error, "retry_after", None), duration=round(attempt.duration, 6), tally=tally,
     )
 
 

@@ -26,9 +26,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django import db
 from django.utils import timezone
 
-from jobs import breakers, conf, notify, queue
+from jobs import breakers, conf, notify, queue, services
 from jobs.handlers import registry
 from jobs.handlers.registry import JobContext
 from jobs.models import Job
@@ -80,6 +81,11 @@ class JobRunner:
         self._hint_again = False  # a trip committed while it was being sent
         # Sync handlers (``requests``) run here, one thread per slot, never on the ORM's thread.
         self._threads = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
+        # Pruning runs on its own thread and connection: a prune in progress never waits in line
+        # with this runner's trips on the ORM's one thread (and so never holds up its claims).
+        self._pruner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prune")
+        self._pruning: asyncio.Task | None = None
+        self._next_prune = 0.0  # monotonic time this runner next asks for the pruning lease
         self.hostname = socket.gethostname()
         self.started_at = timezone.now()
 
@@ -114,9 +120,10 @@ class JobRunner:
             await self._stopping.wait()
             await self._drain(dispatcher)
         finally:
-            for task in (dispatcher, *helpers):
+            pruning = [self._pruning] if self._pruning is not None else []
+            for task in (dispatcher, *helpers, *pruning):
                 task.cancel()
-            await asyncio.gather(dispatcher, *helpers, return_exceptions=True)
+            await asyncio.gather(dispatcher, *helpers, *pruning, return_exceptions=True)
             leftover = [task for _, task in self._running.values()]
             for task in leftover:  # only if the drain itself timed out: they hand their jobs back
                 task.cancel()
@@ -124,6 +131,7 @@ class JobRunner:
             if self._hint is not None:  # the last trip's hint goes out before the worker stops
                 await asyncio.gather(self._hint, return_exceptions=True)
             self._threads.shutdown(wait=False, cancel_futures=True)
+            self._pruner.shutdown(wait=False, cancel_futures=True)
             _runners.discard(self)
             try:
                 await database_sync_to_async(heartbeats.worker_forget)(worker_id=self.worker_id)
@@ -268,7 +276,36 @@ class JobRunner:
                     self.wake()
             except Exception:
                 log.exception("worker %s: breaker override expiry sweep failed", self.worker_id)
+            # Each runner asks for the pruning lease once per interval; the first that finds it
+            # due prunes for everyone.
+            if (self._pruning is None or self._pruning.done()) and time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + conf.get("PRUNE_INTERVAL")
+                self._pruning = asyncio.create_task(self._prune())
             await asyncio.sleep(self.poll_interval)
+
+    async def _prune(self) -> None:
+        """Retention, if due (jobs.services.retention: one worker at a time, once per interval)."""
+        try:
+            due = await database_sync_to_async(services.prune_lease_acquire)(
+                owner=self.worker_id, due_after=conf.get("PRUNE_INTERVAL")
+            )
+            if not due:
+                return
+            try:
+                await database_sync_to_async(self._prune_now, thread_sensitive=False, executor=self._pruner)()
+            finally:
+                await database_sync_to_async(services.prune_lease_release)(owner=self.worker_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("worker %s: pruning failed", self.worker_id)
+
+    def _prune_now(self) -> None:
+        """On the pruning thread: prune, then close its connection (one is open only while pruning)."""
+        try:
+            services.prune(owner=self.worker_id, stop=self._stopping.is_set)
+        finally:
+            db.connection.close()
 
     async def _renew(self) -> None:
         """Every third of the lease: push forward the leases of every job this runner holds (one

@@ -1,0 +1,304 @@
+"""Scale: ``python -m bench.scale [--quick] [--finished N] [--pending M]`` (or ``run(quick)``).
+
+With N finished jobs (default 10,000,000; quick 200,000; also ``BENCH_SCALE_FINISHED``) spread
+over the last 14 days, each with one event, and M pending jobs (default 1,000,000; quick 20,000;
+``BENCH_SCALE_PENDING``) on PostgreSQL, all loaded by bulk ``INSERT … SELECT generate_series``:
+
+1. the dashboard snapshot build (one broadcaster tick), target < 150 ms;
+2. the admin job list (``GET /admin/jobs/job/``), target < 300 ms;
+3. a ``/metrics`` scrape, target < 300 ms;
+4. ``GET /api/jobs/?payload_contains={"customer": K}`` (the GIN index; ~N/100,000 matches),
+   target < 100 ms, beside the same containment in raw SQL (same run) as its floor;
+5. the worker's trip (``record_and_claim``: record 10 outcomes, claim 10) p99 while draining,
+   without pruning and then while ``manage.py prune`` deletes the older half of the finished jobs
+   (7-day retention) in a separate process: target ratio ≤ 2.
+
+Measured in a child process configured for the harness's PostgreSQL database
+(``BENCH_DATABASE_URL``); only processes started here are stopped, by PID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bench import scratch
+from bench.report import Row, failed, skipped
+from bench.stats import percentile, ratio
+
+FULL = (10_000_000, 1_000_000)
+QUICK = (200_000, 20_000)
+CHUNK = 500_000
+CUSTOMERS = 100_000  # payload {"customer": g % CUSTOMERS}: ~rows / 100,000 jobs per customer
+
+FILL_FINISHED = (
+    "INSERT INTO jobs_job (uuid, kind, payload, dependency, priority, status, attempts, max_attempts, run_after, "
+    "lease_owner, last_error, created_at, updated_at, started_at, finished_at, idempotency_fingerprint) "
+    "SELECT gen_random_uuid(), 'noop', jsonb_build_object('customer', g %% {customers}, 'n', g), "
+    "CASE WHEN g %% 3 = 0 THEN 'default' ELSE 'local' END, 0, "
+    "CASE WHEN g %% 20 = 0 THEN 'failed' WHEN g %% 20 = 1 THEN 'cancelled' ELSE 'succeeded' END, 1, 5, t, '', '', "
+    "t, t, t, t, '' FROM generate_series(%s, %s) g, "
+    "LATERAL (SELECT now() - ((%s - g)::float8 / %s) * interval '14 days' AS t) ts"
+)
+FILL_EVENTS = (
+    "INSERT INTO jobs_jobevent (job_id, kind, at, actor, details) "
+    "SELECT seq, status, finished_at, 'bench', '{}'::jsonb FROM jobs_job WHERE seq BETWEEN %s AND %s"
+)
+FILL_PENDING = (
+    "INSERT INTO jobs_job (uuid, kind, payload, dependency, priority, status, attempts, max_attempts, run_after, "
+    "lease_owner, last_error, created_at, updated_at, idempotency_fingerprint) "
+    "SELECT gen_random_uuid(), 'noop', jsonb_build_object('customer', g %% {customers}), "
+    "CASE WHEN g %% 3 = 0 THEN 'default' ELSE 'local' END, (g %% 3) - 1, 'pending', 0, 5, now(), '', '', "
+    "now(), now(), '' FROM generate_series(1, %s) g"
+)
+RAW_CONTAINS = "SELECT seq FROM jobs_job WHERE payload @> %s::jsonb ORDER BY seq DESC LIMIT 50"
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 2)
+
+
+def _timed(fn, repeats: int) -> dict:
+    fn()  # warm
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return {"median_ms": _ms(statistics.median(times)), "p95_ms": _ms(percentile(times, 95)), "max_ms": _ms(max(times))}
+
+
+def _fill(finished: int, pending: int) -> float:
+    from django.db import connection, transaction
+
+    started = time.perf_counter()
+    for low in range(1, finished + 1, CHUNK):
+        high = min(finished, low + CHUNK - 1)
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(FILL_FINISHED.format(customers=CUSTOMERS), [low, high, finished, finished])
+            cur.execute("SELECT currval(pg_get_serial_sequence('jobs_job', 'seq'))")
+            last = cur.fetchone()[0]
+            cur.execute(FILL_EVENTS, [last - (high - low), last])
+        print(json.dumps({"progress": f"{high:,} finished"}), file=sys.stderr, flush=True)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(FILL_PENDING.format(customers=CUSTOMERS), [pending])
+    with connection.cursor() as cur:
+        cur.execute("VACUUM ANALYZE jobs_job")
+        cur.execute("VACUUM ANALYZE jobs_jobevent")
+    return time.perf_counter() - started
+
+
+TRIP_PAUSE = 0.01  # a worker whose jobs take a little time: the queue lasts through the run
+
+
+def _trips(seconds: float, *, until=None) -> tuple[list[float], int, int]:
+    """Worker trips (record the last trip's claims as successes, claim 10) for ``seconds`` or
+    until ``until()`` is true: (each trip's seconds, jobs claimed, trips that found fewer than 10)."""
+    from jobs.worker import outcomes
+    from jobs.worker.outcomes import Attempt
+
+    held: list = []
+    times = []
+    claimed = short = 0
+    stop_at = time.monotonic() + seconds
+    while time.monotonic() < stop_at and not (until and until()):
+        finished = [Attempt(job=c.job, result=None, duration=0.001) for c in held]
+        t = time.perf_counter()
+        _, held = outcomes.record_and_claim(worker_id="bench-scale", finished=finished, want=10)
+        times.append(time.perf_counter() - t)
+        claimed += len(held)
+        short += len(held) < 10
+        time.sleep(TRIP_PAUSE)
+    outcomes.record(worker_id="bench-scale", finished=[Attempt(job=c.job, duration=0.001) for c in held])
+    return times, claimed, short
+
+
+def child(finished: int, pending: int, repeats: int, drain_seconds: float) -> dict:
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    from dashboard import snapshot
+    from dashboard.counts import StatusCounter
+    from dashboard.throughput import ThroughputWindow
+    from jobs import services
+
+    fill_seconds = _fill(finished, pending)
+    out: dict = {"finished": finished, "pending": pending, "fill_seconds": round(fill_seconds, 1)}
+
+    window, counter = ThroughputWindow(), StatusCounter()
+
+    def tick() -> None:
+        window.refresh()
+        json.dumps(snapshot.build(throughput=window.series(), counter=counter))
+
+    out["snapshot"] = _timed(tick, repeats)
+
+    admin = get_user_model().objects.filter(is_superuser=True).first()
+    web = Client(HTTP_HOST="127.0.0.1")
+    web.force_login(admin)
+
+    def admin_list() -> None:
+        assert web.get("/admin/jobs/job/").status_code == 200
+
+    out["admin_list"] = _timed(admin_list, repeats)
+
+    def scrape() -> None:
+        assert web.get("/metrics").status_code == 200
+
+    out["metrics"] = _timed(scrape, repeats)
+
+    api = APIClient(HTTP_HOST="127.0.0.1")
+    api.force_authenticate(admin)
+    needle = json.dumps({"customer": 4242})
+
+    def contains() -> None:
+        response = api.get("/api/jobs/", {"payload_contains": needle})
+        assert response.status_code == 200, response.content[:200]
+        out["payload_contains_matches"] = response.json()["count"]
+
+    def contains_raw() -> None:
+        with connection.cursor() as cur:
+            cur.execute(RAW_CONTAINS, [needle])
+            cur.fetchall()
+
+    out["payload_contains"] = _timed(contains, repeats)
+    out["payload_contains_raw"] = _timed(contains_raw, repeats)
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN " + RAW_CONTAINS, [needle])
+        out["payload_contains_plan"] = " | ".join(r[0].strip() for r in cur.fetchall())[:300]
+
+    # 5. the worker's trip while draining, without and with a prune running beside it.
+    _trips(1.0)  # warm the connection and caches
+    base, base_claimed, base_short = _trips(drain_seconds)
+    due = services.prune_count()
+    env = dict(os.environ, LOG_LEVEL="WARNING")
+    t0 = time.perf_counter()
+    prune = subprocess.Popen([sys.executable, "manage.py", "prune"], cwd=scratch.ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        during, during_claimed, during_short = _trips(3600, until=lambda: prune.poll() is not None)
+        prune_seconds = time.perf_counter() - t0
+        output = prune.communicate(timeout=600)[0]
+    finally:
+        if prune.poll() is None:
+            prune.kill()
+    if prune.returncode:
+        raise RuntimeError(f"manage.py prune failed: {output[-500:]}")
+    out["drain"] = {
+        "trips_without_prune": len(base),
+        "trip_p50_ms": _ms(percentile(base, 50)), "trip_p99_ms": _ms(percentile(base, 99)),
+        "trips_during_prune": len(during),
+        "claimed_without_prune": base_claimed, "claimed_during_prune": during_claimed,
+        "short_trips": base_short + during_short,  # > 0: the queue ran dry (numbers not comparable)
+        "trip_during_prune_p50_ms": _ms(percentile(during, 50)) if during else None,
+        "trip_during_prune_p99_ms": _ms(percentile(during, 99)) if during else None,
+        "pruned_jobs": sum(due.jobs.values()), "pruned_job_events": due.job_events,
+        "prune_seconds": round(prune_seconds, 1), "prune_output": output.strip()[-200:],
+    }
+    out["load_average"] = os.getloadavg()[0]
+    return out
+
+
+def _rows(data: dict) -> list[Row]:
+    scale = f"{data['finished']:,} finished + {data['pending']:,} pending"
+    rows = []
+    for key, case, target in (
+        ("snapshot", "dashboard snapshot", 150), ("admin_list", "admin job list", 300),
+        ("metrics", "/metrics scrape", 300), ("payload_contains", "payload_contains (GIN)", 100),
+    ):
+        m = data[key]
+        rows.append(Row(
+            bench="scale", case=f"{case}, {scale}", value=m["median_ms"], unit="ms median", p50_ms=m["median_ms"],
+            p99_ms=m["p95_ms"], target=f"< {target} ms", status="ok" if m["median_ms"] < target else "failed",
+            note=f"p95 {m['p95_ms']} ms, max {m['max_ms']} ms", extra=m,
+            **({"baseline": data["payload_contains_raw"]["median_ms"], "baseline_label": "ms raw SQL @>",
+                "ratio": ratio(m["median_ms"], data["payload_contains_raw"]["median_ms"])}
+               if key == "payload_contains" else {}),
+        ))
+    d = data["drain"]
+    worse = ratio(d["trip_during_prune_p99_ms"], d["trip_p99_ms"])
+    rows.append(Row(
+        bench="scale", case=f"worker trip p99 while pruning {d['pruned_jobs']:,} jobs", value=d["trip_during_prune_p99_ms"],
+        unit="ms p99", p50_ms=d["trip_during_prune_p50_ms"], p99_ms=d["trip_during_prune_p99_ms"],
+        baseline=d["trip_p99_ms"], baseline_label="ms p99 without pruning", ratio=worse, target="ratio ≤ 2",
+        status="ok" if worse is not None and worse <= 2 and not d["short_trips"] else "failed",
+        note=f"prune {d['prune_seconds']} s; {d['trips_during_prune']} trips during, {d['trips_without_prune']} without; "
+             f"{d['claimed_during_prune'] + d['claimed_without_prune']:,} jobs drained; queue ran dry on {d['short_trips']} trips",
+        extra=d,
+    ))
+    return rows
+
+
+def _sizes(quick: bool) -> tuple[int, int]:
+    finished, pending = QUICK if quick else FULL
+    return (int(os.environ.get("BENCH_SCALE_FINISHED", finished)), int(os.environ.get("BENCH_SCALE_PENDING", pending)))
+
+
+def measure(finished: int, pending: int, *, repeats: int, drain_seconds: float) -> dict:
+    url, _ = scratch.pg_fresh()
+    env = dict(os.environ, DATABASE_URL=url, DJANGO_SETTINGS_MODULE="resilient.settings", LOG_LEVEL="WARNING",
+               SECRET_KEY=scratch.secret_key(), PYTHONUNBUFFERED="1")
+    env.pop("REDIS_URL", None)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.scale", "--child", "--finished", str(finished), "--pending", str(pending),
+             "--repeats", str(repeats), "--drain-seconds", str(drain_seconds)],
+            cwd=scratch.ROOT, env=env, capture_output=True, text=True, timeout=6 * 3600,
+        )
+    finally:
+        scratch.pg_fresh()  # leave no ten-million-row table behind
+    if out.returncode:
+        raise RuntimeError(f"bench.scale child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(quick: bool) -> list[Row]:
+    problem = scratch.postgres_problem()
+    if problem:
+        return [skipped("scale", "PostgreSQL", problem)]
+    finished, pending = _sizes(quick)
+    try:
+        return _rows(measure(finished, pending, repeats=5 if quick else 10, drain_seconds=5 if quick else 20))
+    except Exception as exc:  # noqa: BLE001
+        return [failed("scale", "PostgreSQL", str(exc).splitlines()[-1][:200])]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--finished", type=int)
+    parser.add_argument("--pending", type=int)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--drain-seconds", type=float, default=20)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    default_finished, default_pending = _sizes(args.quick)
+    finished = args.finished if args.finished is not None else default_finished
+    pending = args.pending if args.pending is not None else default_pending
+    if args.child:
+        print(json.dumps(child(finished, pending, args.repeats, args.drain_seconds)))
+        return 0
+    if scratch.postgres_problem():
+        print(scratch.postgres_problem(), file=sys.stderr)
+        return 2
+    data = measure(finished, pending, repeats=args.repeats, drain_seconds=args.drain_seconds)
+    from bench.report import table
+
+    rows = _rows(data)
+    print(table(rows))
+    print(json.dumps(data, indent=2))
+    return 1 if any(r.status == "failed" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
