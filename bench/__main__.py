@@ -23,6 +23,7 @@ BENCHMARKS = {
     "wakeup": "bench.wakeup",
     "breakers": "bench.breakers",
     "dashboard": "bench.dashboard",
+    "dashboard_stream": "bench.dashboard_stream",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

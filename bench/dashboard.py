@@ -199,25 +199,27 @@ def bench_snapshot(pending: int, repeats: int) -> dict:
 class Server:
     """``manage.py serve`` on a free port with its own SQLite file; stopped by PID."""
 
-    def __init__(self, var: str) -> None:
+    def __init__(self, var: str, *, root: Path = ROOT) -> None:
         self.env = _env(RESILIENT_VAR_DIR=var, RESILIENT_POLL_INTERVAL="0.5", RESILIENT_SHUTDOWN_GRACE="1",
                         LOG_LEVEL="WARNING")
         self.var = var
+        self.root = root  # another source tree (a baseline commit) runs with the same interpreter
 
     def __enter__(self) -> Server:
-        manage = [sys.executable, str(ROOT / "manage.py")]
-        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=self.env, cwd=ROOT, check=True, timeout=300)
+        manage = [sys.executable, str(self.root / "manage.py")]
+        cwd = self.root
+        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=self.env, cwd=cwd, check=True, timeout=300)
         script = ("from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
                   "u = get_user_model().objects.create_superuser('bench', password='bench-pass-123'); "
                   "print(Token.objects.create(user=u).key)")
-        self.token = subprocess.run([*manage, "shell", "-c", script], env=self.env, cwd=ROOT, check=True,
+        self.token = subprocess.run([*manage, "shell", "-c", script], env=self.env, cwd=cwd, check=True,
                                     capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = open(Path(self.var) / "serve.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([*manage, "serve", "--port", str(self.port)], env=self.env,
-                                     cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+                                     cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"
         import requests
 
