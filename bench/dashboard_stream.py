@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.dashboard import ROOT, Server
+from bench.dashboard import ROOT, Server, Watcher
 
 # The last commit whose dashboard socket sent the whole state in every message.
 BASELINE = os.environ.get("BENCH_STREAM_BASELINE", "2442875")
@@ -61,38 +61,7 @@ def _submit_paced(server: Server, rate: float, seconds: float, stop: threading.E
     sent.append(i)
 
 
-class Client:
-    """A plain websocket client that keeps the dashboard's state as the page does."""
-
-    def __init__(self) -> None:
-        self.messages = 0
-        self.bytes = 0
-        self.state: dict | None = None
-        self.seq: int | None = None
-        self.gaps = 0
-        self.counting = False
-
-    def receive(self, text: str) -> dict | None:
-        message = json.loads(text)
-        if self.counting:
-            self.messages += 1
-            self.bytes += len(text.encode())
-        kind = message.get("type")
-        if kind == "snapshot":
-            self.state, self.seq = message["state"], message.get("seq")
-        elif kind == "changes":
-            from dashboard import changes
-
-            if self.state is None or message["seq"] != self.seq + 1:
-                self.gaps += 1
-                self.state = None
-                return {"action": "resync"}
-            changes.apply(self.state, message["changes"])
-            self.seq = message["seq"]
-        return None
-
-
-async def _watch(server: Server, client: Client, done: asyncio.Event) -> None:
+async def _watch(server: Server, client: Watcher, done: asyncio.Event) -> None:
     import websockets
 
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws/dashboard/", origin=server.base,
@@ -117,7 +86,7 @@ def _matches(state: dict | None, truth: dict) -> bool:
 async def _measure(server: Server, *, seconds: float, rate: float, clients: int) -> dict:
     import requests
 
-    watchers = [Client() for _ in range(clients)]
+    watchers = [Watcher() for _ in range(clients)]
     done = asyncio.Event()
     tasks = [asyncio.create_task(_watch(server, c, done)) for c in watchers]
     await asyncio.sleep(1.5)  # connected, first snapshot received (not counted)
