@@ -6,6 +6,7 @@ import { applyChanges } from './changes.js';
 import { clock, renderBreakers, renderEvents, renderFinished, renderQueue, renderRunning, renderTotals, tickRelativeTimes } from './render.js';
 import { renderChart } from './chart.js';
 import { handleReply, wireActions } from './actions.js';
+import { wireRoving } from './roving.js';
 
 const $ = (id) => document.getElementById(id);
 const options = JSON.parse($('dashboard-options').textContent);
@@ -53,7 +54,7 @@ function render(state) {
   $('running-empty').hidden = state.running.length > 0;
   renderFinished($('finished').tBodies[0], state.finished, ui);
   $('finished-empty').hidden = state.finished.length > 0;
-  renderEvents($('events'), state.events);
+  renderEvents($('events'), $('events-empty'), state.events);
   // Drop selections of jobs that left the queue.
   const pending = new Set(state.queue.map((row) => row.id));
   for (const id of ui.selected) if (!pending.has(id)) ui.selected.delete(id);
@@ -106,5 +107,6 @@ function onMessage(message) {
 window.resilientDashboard = ui;
 ui.socket = new DashboardSocket(socketUrl('/ws/dashboard/'), { onMessage, onStatus: setStatus });
 wireActions(ui);
+wireRoving($('queue').tBodies[0]);
 ui.socket.connect();
 setInterval(() => tickRelativeTimes(), 1000);
