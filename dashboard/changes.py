@@ -12,7 +12,9 @@ same in the page). A change holds only the parts that changed:
   key). ``order``, present when the keys are not the old keys in the old order, is the whole
   new list: runs ``[start, count]`` of the old list (``old[start:start + count]``) and, for a
   row that was not in the old list, its index in ``upsert``. A row in neither is gone. So a job
-  leaving the head of a hundred-row queue is ``{"order": [[1, 99]]}``.
+  leaving the head of a hundred-row queue is ``{"order": [[1, 99]]}``. When every upserted row
+  has the same keys in the same order, ``upsert`` is packed as ``{"cols": [keys], "rows":
+  [[values]]}`` (the same rows, in the same order, without repeating the keys).
 - Queue rows travel without what their place in the list says: ``position`` (index + 1),
   ``held`` and ``held_ahead``, and a ``waiting_for`` that only counts the jobs ahead ("next",
   "N jobs ahead"). So a job leaving the head of the queue does not resend the hundred rows
@@ -77,6 +79,19 @@ def _order(old_keys: list[str], new_keys: list[str], upserted: dict[str, int]) -
     return order
 
 
+def _pack(rows: list[dict[str, Any]]) -> list[dict[str, Any]] | dict[str, Any]:
+    cols = list(rows[0]) if rows else []
+    if len(rows) < 2 or any(list(row) != cols for row in rows):
+        return rows
+    return {"cols": cols, "rows": [[row[c] for c in cols] for row in rows]}
+
+
+def _unpack(upsert: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
+    if isinstance(upsert, dict):
+        return [dict(zip(upsert["cols"], values, strict=True)) for values in upsert["rows"]]
+    return upsert
+
+
 def _list_diff(old: list[dict], new: list[dict], field: str, wire=lambda row: row) -> dict[str, Any]:
     old_keys = [_key(r, field) for r in old]
     old_rows = dict(zip(old_keys, (wire(r) for r in old), strict=True))
@@ -85,14 +100,14 @@ def _list_diff(old: list[dict], new: list[dict], field: str, wire=lambda row: ro
     out: dict[str, Any] = {}
     upsert = [k for k in new_keys if old_rows.get(k) != new_rows[k]]
     if upsert:
-        out["upsert"] = [new_rows[k] for k in upsert]
+        out["upsert"] = _pack([new_rows[k] for k in upsert])
     if old_keys != new_keys:
         out["order"] = _order(old_keys, new_keys, {k: i for i, k in enumerate(upsert)})
     return out
 
 
 def _list_apply(rows: list[dict], change: dict[str, Any], field: str) -> list[dict]:
-    upsert = change.get("upsert", [])
+    upsert = _unpack(change.get("upsert", []))
     by_key = {_key(r, field): r for r in rows}
     for row in upsert:
         by_key[_key(row, field)] = row

@@ -22,9 +22,15 @@ export function queueExpand(rows) {
   });
 }
 
+// `upsert` packed as {cols, rows} when its rows share their keys.
+function unpack(upsert) {
+  if (Array.isArray(upsert)) return upsert;
+  return upsert.rows.map((values) => Object.fromEntries(upsert.cols.map((col, i) => [col, values[i]])));
+}
+
 // `order`: runs [start, count] of the old list and, for new rows, indexes into `upsert`.
 function listApply(rows, change, field) {
-  const upsert = change.upsert || [];
+  const upsert = unpack(change.upsert || []);
   const byKey = new Map(rows.map((row) => [String(row[field]), row]));
   for (const row of upsert) byKey.set(String(row[field]), row);
   if (!change.order) return rows.map((row) => byKey.get(String(row[field])));
