@@ -20,6 +20,7 @@ from tests.support.dashboard_socket import (
     command,
     connect,
     follow,
+    login_session,
     next_reply,
     open_dashboard,
     state_where,
@@ -180,6 +181,30 @@ async def test_burst_of_2000_changes_reconstructs_exactly_from_the_change_stream
         await comm.disconnect()
 
 
+async def test_fifty_dashboards_cost_one_build_and_one_diff_per_tick(operator):
+    session = await login_session(operator)
+    clients = [(await open_dashboard(operator, session=session))[0] for _ in range(50)]
+    broadcaster = broadcasting.current()
+    ticks_before, diffs_before, seq_before = broadcaster.ticks, broadcaster.diffs, broadcaster.seq
+
+    def burst():
+        for i in range(300):
+            services.job_submit(kind="noop", priority=i % 5)
+
+    await database_sync_to_async(burst)()
+    expected = await database_sync_to_async(snapshot.build)()
+    for comm in clients:
+        await _caught_up(comm, expected)
+    ticks = broadcaster.ticks - ticks_before
+    # One build and one diff per tick for all fifty, and never more ticks than messages sent
+    # (plus the idle refreshes that found nothing new).
+    assert ticks == broadcaster.diffs - diffs_before
+    assert 1 <= broadcaster.seq - seq_before <= ticks
+    assert len(broadcaster.subscribers) == 50
+    for comm in clients:
+        await comm.disconnect()
+
+
 async def test_a_gap_in_the_stream_is_repaired_by_a_snapshot(operator):
     comm, _, _ = await open_dashboard(operator)
     broadcaster = broadcasting.current()
@@ -198,6 +223,23 @@ async def test_a_gap_in_the_stream_is_repaired_by_a_snapshot(operator):
     expected = await database_sync_to_async(snapshot.build)()
     assert [r["id"] for r in state["queue"]] == [r["id"] for r in expected["queue"]]
     assert state["queue"] == expected["queue"] and state["events"] == expected["events"]
+    await comm.disconnect()
+
+
+async def test_a_viewer_who_lost_view_all_jobs_gets_no_state_on_resync(staff_readonly):
+    """The stream is for accounts that see every job: once that permission is gone, asking for
+    the state again closes the socket (4003) instead of sending it (the periodic check closes it
+    within 5 s anyway: tests/dashboard/test_live_permissions.py)."""
+    comm, _, _ = await open_dashboard(staff_readonly)
+    await database_sync_to_async(
+        lambda: staff_readonly.user_permissions.remove(Permission.objects.get(codename="view_all_jobs")))()
+    await submit(kind="noop")
+    await comm.send_json_to({"action": "resync"})
+    received = []
+    while (output := await comm.receive_output(timeout=5))["type"] != "websocket.close":
+        received.append(json.loads(output["text"])["type"])
+    assert output["code"] == 4003
+    assert "snapshot" not in received and received[-1] == "error"
     await comm.disconnect()
 
 
