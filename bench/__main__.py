@@ -26,6 +26,7 @@ BENCHMARKS = {
     "flow": "bench.flow",
     "dashboard": "bench.dashboard",
     "scale": "bench.scale",
+    "dashboard_stream": "bench.dashboard_stream",
 }
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

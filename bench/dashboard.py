@@ -8,11 +8,12 @@
 2. Latency from a job's submission over the API to its appearance in a connected websocket
    client, p50 / p99, against a real ``manage.py serve`` (Daphne + worker, SQLite).
 3. While that server's worker drains noop jobs submitted over the API: messages per second one
-   client receives (bounded by coalescing) and whether its last snapshot is exact.
+   client receives (bounded by coalescing) and whether its state (the snapshot with every change
+   applied) is exact at the end.
 4. A bulk drain: N pending noop jobs inserted straight into that server's database (the API
    alone cannot submit fast enough to load the worker), drained by its worker at full speed
    with one dashboard connected and with none: jobs/s over the database's own window, the
-   client's messages per second, and whether its last snapshot is exact.
+   client's messages per second, and whether its state is exact at the end.
 
 Each database part runs in a child process (Django is configured once per process) with its own
 scratch SQLite file or its own PostgreSQL database (``h_dash_bench`` unless
@@ -199,25 +200,27 @@ def bench_snapshot(pending: int, repeats: int) -> dict:
 class Server:
     """``manage.py serve`` on a free port with its own SQLite file; stopped by PID."""
 
-    def __init__(self, var: str) -> None:
+    def __init__(self, var: str, *, root: Path = ROOT) -> None:
         self.env = _env(RESILIENT_VAR_DIR=var, RESILIENT_POLL_INTERVAL="0.5", RESILIENT_SHUTDOWN_GRACE="1",
                         LOG_LEVEL="WARNING")
         self.var = var
+        self.root = root  # another source tree (a baseline commit) runs with the same interpreter
 
     def __enter__(self) -> Server:
-        manage = [sys.executable, str(ROOT / "manage.py")]
-        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=self.env, cwd=ROOT, check=True, timeout=300)
+        manage = [sys.executable, str(self.root / "manage.py")]
+        cwd = self.root
+        subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=self.env, cwd=cwd, check=True, timeout=300)
         script = ("from django.contrib.auth import get_user_model; from rest_framework.authtoken.models import Token; "
                   "u = get_user_model().objects.create_superuser('bench', password='bench-pass-123'); "
                   "print(Token.objects.create(user=u).key)")
-        self.token = subprocess.run([*manage, "shell", "-c", script], env=self.env, cwd=ROOT, check=True,
+        self.token = subprocess.run([*manage, "shell", "-c", script], env=self.env, cwd=cwd, check=True,
                                     capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = open(Path(self.var) / "serve.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([*manage, "serve", "--port", str(self.port)], env=self.env,
-                                     cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
+                                     cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{self.port}"
         import requests
 
@@ -252,6 +255,40 @@ class Server:
         return "; ".join(f"{c.name}={c.value}" for c in s.cookies)
 
 
+class Watcher:
+    """What a plain websocket client sees: the dashboard's state kept as the page keeps it (the
+    snapshot, every change applied in ``seq`` order, a resync on a gap), with messages and bytes
+    counted while ``counting``."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+        self.state: dict | None = None
+        self.seq: int | None = None
+        self.gaps = 0
+        self.counting = False
+
+    def receive(self, text: str) -> dict | None:
+        """Take one message; returns a request to send back (a resync), if any."""
+        message = json.loads(text)
+        if self.counting:
+            self.messages += 1
+            self.bytes += len(text.encode())
+        kind = message.get("type")
+        if kind == "snapshot":
+            self.state, self.seq = message["state"], message.get("seq")
+        elif kind == "changes":
+            from dashboard import changes
+
+            if self.state is None or message["seq"] != self.seq + 1:
+                self.gaps += 1
+                self.state = None
+                return {"action": "resync"}
+            changes.apply(self.state, message["changes"])
+            self.seq = message["seq"]
+        return None
+
+
 def _ids(state: dict) -> set[str]:
     return {row["id"] for key in ("queue", "running", "finished") for row in state[key]}
 
@@ -265,6 +302,16 @@ async def _latency_and_flood(server: Server, samples: int, flood: int) -> dict:
     url = f"ws://127.0.0.1:{server.port}/ws/dashboard/"
     headers = {"Cookie": server.session_cookie()}
     loop = asyncio.get_running_loop()
+    watcher = Watcher()
+
+    async def follow(timeout: float) -> dict | None:
+        """The state after the next snapshot or change (None for any other message)."""
+        text = await asyncio.wait_for(ws.recv(), timeout=timeout)
+        reply = watcher.receive(text)
+        if reply is not None:
+            await ws.send(json.dumps(reply))
+        return watcher.state if json.loads(text)["type"] in ("snapshot", "changes") else None
+
     async with websockets.connect(url, origin=server.base, additional_headers=headers, max_size=2**24) as ws:
         # 2. submission -> appearance, one job at a time.
         latencies = []
@@ -273,8 +320,8 @@ async def _latency_and_flood(server: Server, samples: int, flood: int) -> dict:
             response = await loop.run_in_executor(None, lambda: api.post(server.base + "/api/jobs/", json={"kind": "noop"}))
             job_id = response.json()["id"]
             while True:
-                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
-                if message["type"] == "snapshot" and job_id in _ids(message["state"]):
+                state = await follow(10)
+                if state is not None and job_id in _ids(state):
                     latencies.append(time.perf_counter() - started)
                     break
 
@@ -291,11 +338,11 @@ async def _latency_and_flood(server: Server, samples: int, flood: int) -> dict:
         producers = [loop.run_in_executor(None, submit_many, flood // 4) for _ in range(4)]
         last_state = None
         while True:
-            message = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-            if message["type"] != "snapshot":
+            state = await follow(30)
+            if state is None:
                 continue
             received.append(time.perf_counter())
-            last_state = message["state"]
+            last_state = state
             if last_state["counts"]["succeeded"] >= done_target and all(p.done() for p in producers):
                 break
         await asyncio.gather(*producers)
@@ -363,6 +410,7 @@ async def _bulk_drain(server: Server, jobs: int, *, watch: bool) -> dict:
     api = requests.Session()
     api.headers["Authorization"] = f"Token {server.token}"
     ws = None
+    watcher = Watcher()
     if watch:
         ws = await websockets.connect(f"ws://127.0.0.1:{server.port}/ws/dashboard/", origin=server.base,
                                       additional_headers={"Cookie": server.session_cookie()}, max_size=2**24)
@@ -374,11 +422,14 @@ async def _bulk_drain(server: Server, jobs: int, *, watch: bool) -> dict:
         last_state = None
         while time.perf_counter() - started < 120:
             if ws is not None:
-                message = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
-                if message["type"] != "snapshot":
+                text = await asyncio.wait_for(ws.recv(), timeout=30)
+                reply = watcher.receive(text)
+                if reply is not None:
+                    await ws.send(json.dumps(reply))
+                if watcher.state is None or json.loads(text)["type"] not in ("snapshot", "changes"):
                     continue
                 received.append(time.perf_counter())
-                last_state = message["state"]
+                last_state = watcher.state
                 if last_state["counts"].get("succeeded", 0) >= target:
                     break
             else:

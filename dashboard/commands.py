@@ -148,6 +148,14 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+RESYNC = "resync"  # not a command: the socket's request for the whole state again (dashboard.consumers)
+
+
+def is_resync(message: Any) -> bool:
+    """``{"action": "resync", "ref"?}``: a client that saw a gap in the change stream."""
+    return isinstance(message, dict) and message.get("action") == RESYNC and set(message) <= COMMON
+
+
 def allowed_actions(user: Any) -> list[str]:
     """The actions ``user`` may take (the page hides the controls for the others)."""
     return sorted(name for name, command in COMMANDS.items() if user.is_staff and user.has_perm(command.permission))

@@ -1,5 +1,6 @@
 """The dashboard socket: for staff who may see every job (``dashboard.access``); receives
-snapshots from this process's broadcaster and turns operator commands into service calls
+a snapshot and then changes from this process's broadcaster, asks it for the state again when
+the client saw a gap (``{"action": "resync"}``), and turns operator commands into service calls
 (``dashboard.commands``). Nothing else.
 
 The session and the account are checked again on every command and, with no command, every
@@ -43,7 +44,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.accept()
         actions = await database_sync_to_async(commands.allowed_actions)(fresh)
         await self.send(text_data=json.dumps({"type": "hello", "user": fresh.get_username(), "actions": actions}))
-        await broadcasting.subscribe(self)
+        self.broadcaster = await broadcasting.subscribe(self)
         self.subscribed = True
         self.watcher = asyncio.create_task(self._watch())
 
@@ -60,6 +61,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         except frames.FrameRejected as exc:
             await self.send(text_data=json.dumps(frames.frame_error(exc)))
             return
+        if commands.is_resync(message):
+            await self._resync(message)
+            return
         reply, refusal = await database_sync_to_async(commands.command_receive)(
             session_key=self.session_key, user_id=self.user_id, message=message
         )
@@ -67,8 +71,17 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if refusal is not None:
             await self._end(refusal)
 
+    async def _resync(self, message: dict) -> None:
+        """The client saw a gap in ``seq``: the whole state again, once the session still holds."""
+        _, refusal = await database_sync_to_async(access.operator)(self.session_key, user_id=self.user_id)
+        if refusal is not None:
+            await self.send(text_data=json.dumps(commands.refusal_reply(refusal, message=message)))
+            await self._end(refusal)
+        elif self.subscribed:
+            await self.broadcaster.resync(self)
+
     async def push(self, text: str) -> None:
-        """Called by the broadcaster with a ready-made snapshot message."""
+        """Called by the broadcaster with a ready-made snapshot or changes message."""
         if not self.ended:
             await self.send(text_data=text)
 

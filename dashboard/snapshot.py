@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from dashboard.counts import EXACT_LIMIT, StatusCounter
 from jobs import breakers, presenters, selectors
-from jobs.models import Breaker, BreakerEventKind
+from jobs.models import Breaker, BreakerEventKind, EventKind
 
 QUEUE_LIMIT = 100
 RUNNING_LIMIT = 100
@@ -92,13 +92,53 @@ def queue_rows(
     return rows
 
 
-def events_feed(*, limit: int = EVENTS_LIMIT) -> list[dict[str, Any]]:
-    """The last ``limit`` job events and breaker transitions/overrides, newest first.
+def _same_hold(a, b) -> bool:
+    return (a.kind == b.kind == EventKind.HELD and a.at == b.at and a.actor == b.actor
+            and (a.details or {}).get("dependency") == (b.details or {}).get("dependency"))
 
-    Two short index walks (the last ``limit`` of each by id), merged by time. Counted failures
-    are left out of the feed (each also shows as its job's ``failed`` / retry event, and the
-    transition they cause quotes them), so a feed may hold fewer breaker rows than ``limit``."""
-    entries = [(event.at, True, presenters.job_event_row(event)) for event in selectors.events_recent(limit=limit)]
+
+def _job_feed(limit: int) -> list[tuple[Any, dict[str, Any]]]:
+    """The last ``limit`` lines of job events, newest first, a hold's ``held`` events (one per
+    job, written at one instant when a breaker stops admitting) as one line with ``count``.
+
+    One short index walk; when a hold reaches past it, one bounded count of that hold (a hold
+    writes at most ``HELD_EVENTS_LIMIT`` events) and a walk on from below it."""
+    lines: list[tuple[Any, dict[str, Any]]] = []
+    before = None
+    for _ in range(4):  # a page, and after each hold that spills over, the page below it
+        events = selectors.events_recent(limit=limit, before_id=before)
+        if not events:
+            break
+        before = events[-1].id
+        i = 0
+        while i < len(events) and len(lines) < limit:
+            first, j = events[i], i
+            while j + 1 < len(events) and _same_hold(events[j + 1], first):
+                j += 1
+            count = j - i + 1
+            if first.kind == EventKind.HELD and j == len(events) - 1:  # the hold may go on below this page
+                count, lowest = selectors.held_events_of_one_hold(
+                    last_id=first.id, at=first.at, actor=first.actor, span=breakers.HELD_EVENTS_LIMIT + limit)
+                before = min(before, lowest)
+            row = presenters.job_event_row(first)
+            if count > 1:
+                row["count"] = count
+            lines.append((first.at, row))
+            i = j + 1
+        if len(lines) >= limit or len(events) < limit:
+            break
+    return lines
+
+
+def events_feed(*, limit: int = EVENTS_LIMIT) -> list[dict[str, Any]]:
+    """The last ``limit`` lines of job events and breaker transitions/overrides, newest first.
+
+    Short index walks (the last ``limit`` of each by id, see ``_job_feed``), merged by time. The
+    ``held`` events a hold writes for each of its N jobs are one line (``count``: N), so forcing
+    a breaker open never pushes the override itself out of the feed. Counted failures are left
+    out of the feed (each also shows as its job's ``failed`` / retry event, and the transition
+    they cause quotes them), so a feed may hold fewer breaker rows than ``limit``."""
+    entries = [(at, True, row) for at, row in _job_feed(limit)]
     entries += [
         (event.at, False, presenters.breaker_event_row(event))
         for event in selectors.breaker_events_recent(limit=limit)

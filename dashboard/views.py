@@ -20,6 +20,8 @@ def dashboard(request):
     context = {
         "options": {
             "kinds": registry.names(),
+            # The submit form's kind: one whose defaults (empty payload, priority 0) run as they are.
+            "default_kind": "noop",
             "dependencies": sorted(dependencies.configured()),
             "statuses": JobStatus.values,
             "priority_min": PRIORITY_MIN,

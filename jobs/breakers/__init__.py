@@ -16,7 +16,7 @@ from __future__ import annotations
 from jobs.breakers import flow
 from jobs.breakers.admission import breaker_admit, rate_take, trial_acquire, trial_renew
 from jobs.breakers.history import recent_errors
-from jobs.breakers.holds import hold_if_rejecting, jobs_hold_if_rejecting
+from jobs.breakers.holds import HELD_EVENTS_LIMIT, hold_if_rejecting, jobs_hold_if_rejecting
 from jobs.breakers.limits import breaker_limits_change, limits_view
 from jobs.breakers.overrides import (
     MAX_REASON_CHARS,
@@ -44,7 +44,7 @@ from jobs.breakers.transitions import breaker_record
 from jobs.exceptions import CircuitOpen
 
 __all__ = [
-    "MAX_REASON_CHARS", "MAX_TTL_SECONDS", "SYSTEM", "Admission", "CircuitOpen", "Decision", "Outcome",
+    "HELD_EVENTS_LIMIT", "MAX_REASON_CHARS", "MAX_TTL_SECONDS", "SYSTEM", "Admission", "CircuitOpen", "Decision", "Outcome",
     "breaker_admit", "breaker_limits_change", "breaker_force_closed", "breaker_force_open", "breaker_record",
     "breaker_release", "breaker_row", "breakers_ensure", "breakers_expire_overrides", "breakers_lock",
     "call_protected", "claim_gates", "classify", "decide", "default_owner", "effective_state", "flow",

@@ -33,6 +33,7 @@ from jobs.selectors.job_query import ORDERINGS, JobQuery, job_query_parse
 from jobs.selectors.jobs import (
     HEAVY_FIELDS,
     events_recent,
+    held_events_of_one_hold,
     job_get,
     job_list,
     job_position,
@@ -78,6 +79,7 @@ __all__ = [
     "duration_histogram_since",
     "estimated_count",
     "events_recent",
+    "held_events_of_one_hold",
     "finished_per_second",
     "finished_since",
     "job_get",

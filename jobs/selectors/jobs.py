@@ -7,13 +7,13 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, Count, Min, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from jobs import access, breakers, dependencies, dialect, validation
 from jobs.exceptions import JobNotFound
-from jobs.models import Breaker, Job, JobEvent, JobStatus, WorkerHeartbeat
+from jobs.models import Breaker, EventKind, Job, JobEvent, JobStatus, WorkerHeartbeat
 from jobs.selectors import sql
 from jobs.selectors.job_query import ORDERINGS, JobQuery, id_prefix_bounds
 from jobs.selectors.queue import HEAVY_FIELDS, jobs_in_pop_order
@@ -162,10 +162,21 @@ def jobs_recently_finished(*, limit: int = 50) -> list[Job]:
     return sorted(jobs, key=lambda job: order[job.seq])
 
 
-def events_recent(*, limit: int = 50) -> list[JobEvent]:
-    return list(
-        JobEvent.objects.select_related("job").only("id", "kind", "at", "actor", "details", "job__uuid").order_by("-id")[:limit]
-    )
+def events_recent(*, limit: int = 50, before_id: int | None = None) -> list[JobEvent]:
+    """The last ``limit`` job events (below ``before_id``, if given), newest first."""
+    events = JobEvent.objects.select_related("job").only("id", "kind", "at", "actor", "details", "job__uuid")
+    if before_id is not None:
+        events = events.filter(id__lt=before_id)
+    return list(events.order_by("-id")[:limit])
+
+
+def held_events_of_one_hold(*, last_id: int, at: datetime, actor: str, span: int) -> tuple[int, int]:
+    """(how many, the lowest id) of the ``held`` events written at ``at`` by ``actor`` among the
+    ``span`` ids up to ``last_id``: the events one hold wrote (one statement, at most ``span``
+    rows), counted by a short walk of the primary key."""
+    found = JobEvent.objects.filter(id__lte=last_id, id__gt=last_id - span, kind=EventKind.HELD, at=at, actor=actor)
+    result = found.aggregate(n=Count("id"), low=Min("id"))
+    return result["n"], result["low"] if result["low"] is not None else last_id
 
 
 def workers_seen_since(*, since: datetime) -> list[WorkerHeartbeat]:

@@ -1,9 +1,12 @@
-// Entry point: holds the latest snapshot and wires socket, rendering, chart and actions.
+// Entry point: holds the live state (the last snapshot with every change since applied, in
+// `seq` order) and wires socket, rendering, chart and actions.
 
 import { DashboardSocket, socketUrl } from './socket.js';
+import { applyChanges } from './changes.js';
 import { clock, renderBreakers, renderEvents, renderFinished, renderQueue, renderRunning, renderTotals, tickRelativeTimes } from './render.js';
 import { renderChart } from './chart.js';
 import { handleReply, wireActions } from './actions.js';
+import { wireRoving } from './roving.js';
 
 const $ = (id) => document.getElementById(id);
 const options = JSON.parse($('dashboard-options').textContent);
@@ -13,6 +16,7 @@ const ui = {
   can: new Set(),
   selected: new Set(),
   state: null,
+  seq: null, // of the state shown; null while waiting for a snapshot
   socket: null,
   filter() {
     const filter = {};
@@ -50,7 +54,7 @@ function render(state) {
   $('running-empty').hidden = state.running.length > 0;
   renderFinished($('finished').tBodies[0], state.finished, ui);
   $('finished-empty').hidden = state.finished.length > 0;
-  renderEvents($('events'), state.events);
+  renderEvents($('events'), $('events-empty'), state.events);
   // Drop selections of jobs that left the queue.
   const pending = new Set(state.queue.map((row) => row.id));
   for (const id of ui.selected) if (!pending.has(id)) ui.selected.delete(id);
@@ -64,6 +68,7 @@ function setStatus(status, wait) {
 
 function onMessage(message) {
   if (message.type === 'hello') {
+    ui.seq = null; // a new connection: its snapshot comes next
     ui.can = new Set(message.actions);
     document.body.dataset.user = message.user;
     // CSS shows `.needs-<action>` controls only under `body.can-<action>`.
@@ -75,8 +80,24 @@ function onMessage(message) {
   } else if (message.type === 'snapshot') {
     clock.offset = new Date(message.at).getTime() - Date.now();
     ui.state = message.state;
+    ui.seq = message.seq;
     render(message.state);
     document.body.dataset.snapshots = String(Number(document.body.dataset.snapshots || 0) + 1);
+    document.body.dataset.seq = String(ui.seq);
+  } else if (message.type === 'changes') {
+    if (ui.seq === null) return; // a resync is on its way
+    if (message.seq !== ui.seq + 1) {
+      // A gap (a message lost or dropped): ask for the whole state; ignore changes until it comes.
+      ui.seq = null;
+      ui.socket.send({ action: 'resync' });
+      document.body.dataset.resyncs = String(Number(document.body.dataset.resyncs || 0) + 1);
+      return;
+    }
+    clock.offset = new Date(message.at).getTime() - Date.now();
+    applyChanges(ui.state, message.changes);
+    ui.seq = message.seq;
+    render(ui.state);
+    document.body.dataset.seq = String(ui.seq);
   } else {
     handleReply(message);
   }
@@ -86,5 +107,6 @@ function onMessage(message) {
 window.resilientDashboard = ui;
 ui.socket = new DashboardSocket(socketUrl('/ws/dashboard/'), { onMessage, onStatus: setStatus });
 wireActions(ui);
+wireRoving($('queue').tBodies[0]);
 ui.socket.connect();
 setInterval(() => tickRelativeTimes(), 1000);

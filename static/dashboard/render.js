@@ -32,7 +32,7 @@ export function relative(iso) {
 }
 
 function timeCell(iso) {
-  return el('time', { datetime: iso, title: iso, 'data-relative': iso, text: relative(iso) });
+  return el('time', { datetime: iso, title: iso ? clockTime(iso) : null, 'data-relative': iso, text: relative(iso) });
 }
 
 function jobLabel(id) {
@@ -109,6 +109,15 @@ export function renderTotals(dl, counts, estimated) {
   dl.replaceChildren(...parts);
 }
 
+// One tab stop per queue row (roving tabindex, static/dashboard/roving.js moves it): the job's
+// label starts as the row's stop; its other controls are reached with the arrow keys.
+export const ROW_CONTROLS = 'input, button';
+
+function rovingInit(tr) {
+  const controls = [...tr.querySelectorAll(ROW_CONTROLS)];
+  controls.forEach((control) => control.setAttribute('tabindex', control.classList.contains('job-id') ? '0' : '-1'));
+}
+
 export function renderQueue(tbody, rows, ui) {
   const can = ui.can;
   reconcile(tbody, rows, (r) => r.id, (r) => {
@@ -131,6 +140,7 @@ export function renderQueue(tbody, rows, ui) {
         'aria-label': `Cancel job ${shortId(r.id)}`, text: 'Cancel' }));
     }
     tr.cells[8].append(el('span', { class: 'error row-error', role: 'alert' }));
+    rovingInit(tr);
     return tr;
   }, (tr, r) => {
     tr.dataset.priority = r.priority;
@@ -213,13 +223,19 @@ function breakerEventSummary(e) {
   return parts.join(' · ');
 }
 
-export function renderEvents(ol, events) {
+export function renderEvents(ol, empty, events) {
+  empty.hidden = events.length > 0;
   reconcile(ol, events, (e) => String(e.id), (e) => {
     if (e.source === 'breaker') {
       return el('li', { class: `event breaker-event kind-${e.kind}` },
         timeCell(e.at), ' ', el('span', { class: 'breaker-name', text: `breaker ${e.breaker}` }), ' ',
         el('strong', { text: e.kind.replaceAll('_', ' ') }), ' ',
         el('span', { class: 'muted', text: `by ${e.actor}` }), ' ', el('span', { text: breakerEventSummary(e) }));
+    }
+    if (e.count > 1) {  // a hold: one held event per job, written at once, as one line
+      return el('li', { class: `event kind-${e.kind} event-group`, 'data-count': e.count },
+        timeCell(e.at), ' ', el('strong', { text: `${e.kind} ${e.count.toLocaleString()} jobs` }), ' ',
+        el('span', { class: 'muted', text: `by ${e.actor}` }), ' ', el('span', { text: eventSummary(e) }));
     }
     return el('li', { class: `event kind-${e.kind}` },
       timeCell(e.at), ' ', jobLabel(e.job), ' ', el('strong', { text: e.kind }), ' ',
@@ -242,7 +258,7 @@ function countText(n, bound) {
 }
 
 function countdown(iso) {
-  return el('time', { datetime: iso, title: iso, 'data-relative': iso, text: relative(iso) });
+  return el('time', { datetime: iso, title: clockTime(iso), 'data-relative': iso, text: relative(iso) });
 }
 
 // What the breaker does to calls right now, in words (the state word is on the badge).
@@ -256,8 +272,10 @@ function breakerStatus(b) {
   return ['Rejecting calls.'];
 }
 
+// A clock time always says its zone ("14:02:31 UTC", "15:02:31 GMT+1"): the operator's browser
+// zone, named, so two people on a call in different zones can compare.
 export function clockTime(iso) {
-  return new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  return new Date(iso).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false, timeZoneName: 'short' });
 }
 
 function stat(label, ...value) {
@@ -272,6 +290,15 @@ function flowStats(f) {
     stat('Cap', f.max_concurrency ?? '—'), stat('Rate', f.rate_limit ?? '—')];
   if (f.adaptive_limit !== null) stats.push(stat('Adaptive', `${f.adaptive_limit} (${f.adaptive.min}–${f.adaptive.max})`));
   return stats;
+}
+
+// When the breaker stopped admitting, and for an override who did it ("forced 3m ago by
+// user:alice"), instead of a bare "—" (a forced-open breaker's automatic state never opened).
+function openedText(b) {
+  const o = b.override;
+  if (o?.state === 'open' && o.at) return ['forced ', countdown(o.at), ` by ${o.actor || 'unknown'}`];
+  if (b.opened_at) return [countdown(b.opened_at)];
+  return ['—'];
 }
 
 export function renderBreakers(container, empty, breakers, ui) {
@@ -328,7 +355,7 @@ export function renderBreakers(container, empty, breakers, ui) {
     card.querySelector('.breaker-stats').replaceChildren(
       stat('Held jobs', el('span', { class: 'held-count', 'data-held': b.held, text: countText(b.held ?? 0, b.held_bound) })),
       stat('Failures', `${b.failures ?? 0} / ${b.threshold ?? '?'}`),
-      stat('Opened', ...(b.opened_at ? [countdown(b.opened_at)] : ['—'])),
+      stat('Opened', ...openedText(b)),
       stat('Retry', ...retry),
       ...flowStats(b.flow));
     const limits = card.querySelector('button[data-limits]');

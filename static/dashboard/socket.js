@@ -1,5 +1,6 @@
 // The dashboard socket: connects, reconnects with capped exponential backoff and jitter, and
-// reports its status. Every snapshot is the whole state, so a reconnect needs no replay.
+// reports its status. Every connection starts with a snapshot of the whole state, so a
+// reconnect needs no replay.
 
 // Close codes after which reconnecting cannot help (dashboard/consumers.py): 4001 the session
 // ended, 4003 the account may no longer use the dashboard. Reloading lets the page decide: sign

@@ -1,142 +1,20 @@
 """The dashboard in a real Chromium against a real ``manage.py serve`` (Daphne + worker) with its
-own SQLite file: live updates, operator actions and the API agreeing with what the page shows."""
+own SQLite file: live updates, operator actions and the API agreeing with what the page shows.
+The server and browser fixtures are in ``tests/dashboard/conftest.py``."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import requests
+
+from tests.support.browser import ARTIFACTS, LIVE, PASSWORDS, ROOT, api_job, http_job, login, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
-PASSWORDS = {"operator": "operator-pass-123", "viewer": "viewer-pass-123", "client": "client-pass-123"}
-LIVE = 'body[data-socket="open"][data-snapshots]'
-
-USERS_SCRIPT = """
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-User = get_user_model()
-User.objects.create_superuser("operator", password="operator-pass-123")
-viewer = User.objects.create_user("viewer", password="viewer-pass-123", is_staff=True)
-from django.contrib.auth.models import Permission
-viewer.user_permissions.add(Permission.objects.get(codename="view_all_jobs"))
-User.objects.create_user("client", password="client-pass-123")
-print(Token.objects.create(user=User.objects.get(username="operator")).key)
-"""
-
-
-def chromium_path() -> str:
-    path = os.environ.get("RESILIENT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium not found at {path} (CI must install it: apt-get install chromium)")
-        pytest.skip(f"Chromium not found at {path}; install Debian's chromium or set RESILIENT_CHROMIUM")
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A real embedded server (Daphne + one worker slot) on a free port with its own SQLite file."""
-    var = tmp_path_factory.mktemp("dashboard-server")
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env.update(
-        SECRET_KEY="browser-test-secret-key", DJANGO_SETTINGS_MODULE="resilient.settings", DEBUG="0",
-        RESILIENT_VAR_DIR=str(var), RESILIENT_SHUTDOWN_GRACE="1", RESILIENT_POLL_INTERVAL="0.5",
-        RESILIENT_WORKER_CONCURRENCY="1",  # a job that blocks the slot keeps the rest queued
-        PYTHONUNBUFFERED="1",
-    )
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT, timeout=120)
-    token = subprocess.run([*manage, "shell", "-c", USERS_SCRIPT], env=env, check=True, cwd=ROOT,
-                           capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
-    port = free_port()
-    log = open(var / "serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([*manage, "serve", "--port", str(port)], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(f"{base}/accounts/login/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("serve did not start: " + (var / "serve.log").read_text()) from None
-                time.sleep(0.2)
-        api = requests.Session()
-        api.headers["Authorization"] = f"Token {token}"
-        # Occupy the only worker slot (and the next ones) so the jobs the tests submit stay pending.
-        for _ in range(4):
-            response = api.post(f"{base}/api/jobs/", json={"kind": "simulate", "priority": 100,
-                                                           "payload": {"complexity": 600, "failure_rate": 0}})
-            assert response.status_code == 201, response.text
-        yield {"base": base, "api": api, "env": env}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    path = chromium_path()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-def login(browser, server, username="operator"):
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server["base"] + "/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORDS[username])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"/dashboard/$"))
-    page.wait_for_selector(LIVE)
-    page.js_errors = errors
-    return page
-
-
-def submit(server, **body) -> dict:
-    response = server["api"].post(server["base"] + "/api/jobs/", json=body)
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-def api_job(server, job_id) -> dict:
-    return server["api"].get(f"{server['base']}/api/jobs/{job_id}/").json()
-
 
 def queue_ids(page) -> list[str]:
     return page.eval_on_selector_all("#queue tbody tr", "rows => rows.map(r => r.dataset.id)")
@@ -327,11 +205,6 @@ def api_breaker(server, name) -> dict:
     return response.json()
 
 
-def http_job(server, **body) -> dict:
-    # Never called while the test holds the breaker open; cancelled before it could run.
-    return submit(server, kind="http", dependency="default", payload={"url": "http://127.0.0.1:9/health"}, **body)
-
-
 def test_force_open_with_a_reason_then_release_seen_live_and_by_the_api(browser, server):
     from playwright.sync_api import expect
 
@@ -480,3 +353,63 @@ def test_a_limits_change_from_the_card_is_honoured_by_the_running_worker(browser
     events = [e for e in api_breaker(server, "default")["events"] if e["kind"] == "limits_changed"]
     assert [e["reason"] for e in events][:2] == ["recovered", "downstream struggling"]
     assert not page.js_errors
+
+
+def page_queue(page) -> list[tuple[str, str]]:
+    return page.eval_on_selector_all("#queue tbody tr", "rows => rows.map(r => [r.dataset.id, r.dataset.position])")
+
+
+def page_totals(page) -> dict[str, int]:
+    return page.eval_on_selector_all(
+        "#totals [data-status]", "nodes => Object.fromEntries(nodes.map(n => [n.dataset.status, Number(n.querySelector('dd').dataset.count)]))")
+
+
+def pop_order(server) -> list[str]:
+    """Every pending job's id in pop order (the API's, page by page)."""
+    ids, url = [], f"{server['base']}/api/jobs/?status=pending&ordering=pop"
+    while url:
+        body = server["api"].get(url).json()
+        ids += [job["id"] for job in body["results"]]
+        url = body["next"]
+    return ids
+
+
+def test_after_a_burst_the_page_is_exactly_the_api(browser, server):
+    """A snapshot, then only changes: after 300 changes (and one forced gap, repaired by a
+    snapshot the page asks for) the page shows exactly what the API says."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    page = login(browser, server)
+    first_seq = int(page.locator("body").get_attribute("data-seq"))
+
+    def one(i: int) -> dict:
+        return submit(server, kind="noop", priority=-99 + i % 9)
+
+    with ThreadPoolExecutor(4) as pool:
+        jobs = list(pool.map(one, range(200)))
+    for job in jobs[:50]:
+        server["api"].patch(f"{server['base']}/api/jobs/{job['id']}/", json={"priority": -1})
+    for job in jobs[50:100]:
+        server["api"].post(f"{server['base']}/api/jobs/{job['id']}/cancel/")
+    # A lost message: the page sees the next change out of sequence and asks for a snapshot.
+    page.evaluate("window.resilientDashboard.seq -= 1")
+    submit(server, kind="noop", priority=-98)
+    page.wait_for_selector("body[data-resyncs]")
+
+    def settled() -> bool:
+        truth = server["api"].get(f"{server['base']}/api/queue/").json()
+        order = pop_order(server)[:100]
+        shown = page_queue(page)
+        return (page_totals(page) == truth["by_status"] and [i for i, _ in shown] == order
+                and [p for _, p in shown] == [str(n) for n in range(1, len(order) + 1)]
+                and [j["id"] for j in truth["next"]] == order[: len(truth["next"])])
+
+    deadline = time.monotonic() + 15
+    while not settled():
+        assert time.monotonic() < deadline, (page_totals(page), page_queue(page)[:3])
+        page.wait_for_timeout(300)
+    # Changes, not snapshots: one snapshot at the start and one after the gap.
+    assert page.locator("body").get_attribute("data-snapshots") == "2"
+    assert int(page.locator("body").get_attribute("data-seq")) > first_seq
+    assert page.js_errors == []
+    page.context.close()

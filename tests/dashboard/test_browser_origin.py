@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from jobs.models import Breaker, BreakerEvent
-from tests.dashboard.test_browser import CHROMIUM_ARGS, LIVE, chromium_path
+from tests.support.browser import CHROMIUM_ARGS, LIVE, chromium_path
 from tests.support.processes import free_port, start_serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -16,11 +16,14 @@ from jobs import breakers, queue, services
 from jobs.models import Breaker, BreakerEvent, Job, JobEvent, JobStatus
 from tests.support.dashboard_socket import (
     HOST,
+    closed_with,
     command,
     connect,
+    follow,
+    login_session,
     next_reply,
     open_dashboard,
-    snapshot_where,
+    state_where,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,51 +108,146 @@ async def test_update_after_a_service_change(operator):
     comm, _, state = await open_dashboard(operator)
     assert state["queue"] == []
     job, _ = await submit(kind="noop", priority=3)
-    state = await snapshot_where(comm, lambda s: s["queue"])
+    state = await state_where(comm, lambda s: s["queue"])
     assert state["queue"][0]["id"] == str(job.uuid) and state["counts"]["pending"] == 1
     assert state["events"][0]["kind"] == "submitted"
     await comm.disconnect()
 
 
-async def test_burst_of_2000_changes_is_coalesced_and_exact(operator):
-    clients = [(await open_dashboard(operator))[0] for _ in range(3)]
-    broadcaster = broadcasting.current()
-    ticks_before = broadcaster.ticks
+def _burst() -> int:
+    """2,000 changes of every kind the feed, the lists and the counts show: submissions,
+    reprioritisations, cancellations, claims, successes, failures, a breaker forced open and
+    released (holding jobs). Returns how many service calls made them."""
+    changes = 0
+    jobs = []
+    for i in range(1200):
+        jobs.append(services.job_submit(kind="noop", priority=i % 7, dependency="default" if i % 4 == 0 else None)[0])
+        changes += 1
+    for job in jobs[:300:3]:
+        services.job_reprioritise(job_id=job.uuid, priority=50, actor="test")
+        changes += 1
+    for job in jobs[1:400:4]:
+        services.job_cancel(job_id=job.uuid, actor="test")
+        changes += 1
+    breakers.breaker_force_open(name="default", actor="test", reason="burst")
+    changes += 1
+    for n in range(600):
+        claimed = queue.job_claim_next(worker_id="w1")
+        if n % 10 == 0:
+            queue.job_fail(job=claimed, worker_id="w1", error="DependencyFailure: burst",
+                           retryable=n % 20 == 0, retry_after=600)  # a retry far off: no state changes by time alone
+        elif n % 7:  # most succeed; a few stay running
+            queue.job_succeed(job=claimed, worker_id="w1", result={})
+        changes += 2
+    breakers.breaker_release(name="default", actor="test", reason="burst over")
+    return changes + 1
 
-    def burst():
-        for i in range(2000):
-            services.job_submit(kind="noop", priority=i % 7)
+
+async def _caught_up(comm, expected: dict, timeout: float = 20) -> dict:
+    """The client's reconstruction once it shows ``expected`` (a fresh build); a change the
+    stream lost or misapplied never gets there."""
+    keys = ("counts", "estimated", "breakers", "queue", "running", "finished", "events")
+    try:
+        return await state_where(comm, lambda s: all(s[k] == expected[k] for k in keys), timeout=timeout)
+    except TimeoutError:
+        state = comm.dashboard["state"]
+        for key in keys:  # say which part differs
+            assert state[key] == expected[key], key
+        raise
+
+
+async def test_burst_of_2000_changes_reconstructs_exactly_from_the_change_stream(operator):
+    clients = [(await open_dashboard(operator))[0] for _ in range(5)]
+    broadcaster = broadcasting.current()
+    ticks_before, diffs_before, seq_before = broadcaster.ticks, broadcaster.diffs, broadcaster.seq
 
     started = time.monotonic()
-    await database_sync_to_async(burst)()
-    elapsed = time.monotonic() - started
-
-    finals = []
-    for comm in clients:
-        received = 0
-        state = None
-        while True:
-            message = await comm.receive_json_from(timeout=5)
-            received += 1
-            state = message["state"]
-            if state["counts"]["pending"] == 2000:
-                break
-        finals.append((received, state))
-        # Nothing more arrives once the state is current (unless an idle refresh finds a change).
-        assert await comm.receive_nothing(timeout=0.5)
-
+    assert await database_sync_to_async(_burst)() >= 2000
     expected = await database_sync_to_async(snapshot.build)()
-    for received, state in finals:
-        # At most one message per 100 ms tick, plus the one in flight when the burst ended.
-        assert received <= elapsed / broadcasting.MIN_INTERVAL + 3, (received, elapsed)
-        assert received < 2000 / 10
-        for key in ("counts", "queue", "running", "finished", "events"):
-            assert state[key] == expected[key], key
-    # The state was computed once per tick for all three clients, not once per client.
-    ticks = broadcaster.ticks - ticks_before
-    assert ticks <= max(r for r, _ in finals) + 2
+    for comm in clients:
+        # The snapshot plus every change is what the database says now...
+        state = await _caught_up(comm, expected)
+        # ... and, throughput included, the broadcaster's last state.
+        if comm.dashboard["seq"] == broadcaster.seq:
+            assert state == broadcaster.state
+    elapsed = time.monotonic() - started
+    sent = broadcaster.seq - seq_before
+    # Coalesced: at most one message per 100 ms tick, plus the one in flight when the burst ended.
+    assert 2 <= sent <= elapsed / broadcasting.MIN_INTERVAL + 3, (sent, elapsed)
+    # Each state was built and diffed once per tick for all five clients, not once per client.
+    assert broadcaster.ticks - ticks_before == broadcaster.diffs - diffs_before
+    assert broadcaster.ticks - ticks_before <= sent + 3
     for comm in clients:
         await comm.disconnect()
+
+
+async def test_fifty_dashboards_cost_one_build_and_one_diff_per_tick(operator):
+    session = await login_session(operator)
+    clients = [(await open_dashboard(operator, session=session))[0] for _ in range(50)]
+    broadcaster = broadcasting.current()
+    ticks_before, diffs_before, seq_before = broadcaster.ticks, broadcaster.diffs, broadcaster.seq
+
+    def burst():
+        for i in range(300):
+            services.job_submit(kind="noop", priority=i % 5)
+
+    await database_sync_to_async(burst)()
+    expected = await database_sync_to_async(snapshot.build)()
+    for comm in clients:
+        await _caught_up(comm, expected)
+    ticks = broadcaster.ticks - ticks_before
+    # One build and one diff per tick for all fifty, and never more ticks than messages sent
+    # (plus the idle refreshes that found nothing new).
+    assert ticks == broadcaster.diffs - diffs_before
+    assert 1 <= broadcaster.seq - seq_before <= ticks
+    assert len(broadcaster.subscribers) == 50
+    for comm in clients:
+        await comm.disconnect()
+
+
+async def test_a_gap_in_the_stream_is_repaired_by_a_snapshot(operator):
+    comm, _, _ = await open_dashboard(operator)
+    broadcaster = broadcasting.current()
+    await submit(kind="noop")
+    while (message := await comm.receive_json_from(timeout=5))["type"] != "changes":
+        pass  # this change is lost: not applied
+    await submit(kind="noop", priority=4)
+    message = await comm.receive_json_from(timeout=5)
+    assert message["type"] == "changes" and message["seq"] > comm.dashboard["seq"] + 1  # a gap
+    await comm.send_json_to({"action": "resync", "ref": 1})
+    message = await comm.receive_json_from(timeout=5)
+    assert message["type"] == "snapshot" and message["seq"] == broadcaster.seq
+    follow(comm, message)
+    await submit(kind="noop", priority=9)
+    state = await state_where(comm, lambda s: s["counts"]["pending"] == 3)
+    expected = await database_sync_to_async(snapshot.build)()
+    assert [r["id"] for r in state["queue"]] == [r["id"] for r in expected["queue"]]
+    assert state["queue"] == expected["queue"] and state["events"] == expected["events"]
+    await comm.disconnect()
+
+
+async def test_a_viewer_who_lost_view_all_jobs_gets_no_state_on_resync(staff_readonly):
+    """The stream is for accounts that see every job: once that permission is gone, asking for
+    the state again closes the socket (4003) instead of sending it (the periodic check closes it
+    within 5 s anyway: tests/dashboard/test_live_permissions.py)."""
+    comm, _, _ = await open_dashboard(staff_readonly)
+    await database_sync_to_async(
+        lambda: staff_readonly.user_permissions.remove(Permission.objects.get(codename="view_all_jobs")))()
+    await submit(kind="noop")
+    await comm.send_json_to({"action": "resync"})
+    received = []
+    while (output := await comm.receive_output(timeout=5))["type"] != "websocket.close":
+        received.append(json.loads(output["text"])["type"])
+    assert output["code"] == 4003
+    assert "snapshot" not in received and received[-1] == "error"
+    await comm.disconnect()
+
+
+async def test_resync_is_refused_once_the_session_ended(operator):
+    comm, _, _ = await open_dashboard(operator)
+    await database_sync_to_async(lambda: operator.__class__.objects.filter(pk=operator.pk).update(is_active=False))()
+    await comm.send_json_to({"action": "resync"})
+    assert await closed_with(comm) == 4001
 
 
 async def test_last_dashboard_leaving_stops_the_broadcaster(operator):
@@ -174,7 +272,7 @@ async def test_reprioritise_cancel_retry_over_the_socket(operator):
     reply = await command(comm, action="reprioritise", id=str(a.uuid), priority=80, ref=7)
     assert reply == {"type": "result", "ok": True, "ref": 7, "action": "reprioritise",
                      "job": {"id": str(a.uuid), "status": "pending", "priority": 80}}
-    state = await snapshot_where(comm, lambda s: s["queue"][0]["id"] == str(a.uuid))
+    state = await state_where(comm, lambda s: s["queue"][0]["id"] == str(a.uuid))
     assert state["queue"][0]["priority"] == 80
     event = await database_sync_to_async(lambda: JobEvent.objects.filter(job__uuid=a.uuid).last())()
     assert (event.kind, event.actor, event.details) == ("reprioritised", "user:operator", {"before": 1, "after": 80})
@@ -256,7 +354,7 @@ async def test_bulk_reprioritise_preview_and_apply(operator):
     events = await database_sync_to_async(lambda: list(JobEvent.objects.filter(kind="reprioritised").values_list("job_id", "actor")))()
     assert sorted(events) == sorted([(local[0].seq, "user:operator"), (other.seq, "user:operator"),
                                      (local[1].seq, "user:operator"), (local[2].seq, "user:operator")])
-    state = await snapshot_where(comm, lambda s: [r["priority"] for r in s["queue"]] == [40, 40, 40, -7, -7])
+    state = await state_where(comm, lambda s: [r["priority"] for r in s["queue"]] == [40, 40, 40, -7, -7])
     assert state["counts"]["pending"] == 5
     await comm.disconnect()
 
@@ -267,7 +365,7 @@ async def test_submit_over_the_socket(operator):
     assert reply["type"] == "result" and reply["created"] is True
     job = await database_sync_to_async(Job.objects.get)(uuid=reply["job"]["id"])
     assert (job.kind, job.priority, job.status, job.payload) == ("simulate", 4, JobStatus.PENDING, {"complexity": 0})
-    state = await snapshot_where(comm, lambda s: s["queue"])
+    state = await state_where(comm, lambda s: s["queue"])
     assert state["queue"][0]["id"] == reply["job"]["id"]
     await comm.disconnect()
 
@@ -373,7 +471,7 @@ async def test_force_open_release_over_the_socket(operator):
     event = await database_sync_to_async(lambda: BreakerEvent.objects.order_by("-id").first())()
     assert (event.breaker_id, event.kind, event.actor, event.reason) == ("default", "forced_open", "user:operator", "deploying")
     assert event.details["ttl_seconds"] == 120
-    state = await snapshot_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["state"] == "open")
+    state = await state_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["state"] == "open")
     card = next(b for b in state["breakers"] if b["name"] == "default")
     assert card["override"]["actor"] == "user:operator" and card["held"] == 1
     assert state["queue"][0]["held"] is True
@@ -382,7 +480,7 @@ async def test_force_open_release_over_the_socket(operator):
 
     reply = await command(comm, action="breaker_release", name="default", reason="done")
     assert reply["type"] == "result" and reply["breaker"]["override"] == ""
-    state = await snapshot_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["override"] is None)
+    state = await state_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["override"] is None)
     assert next(b for b in state["breakers"] if b["name"] == "default")["state"] == "closed"
     assert state["queue"][0]["held"] is False
     kinds = [e["kind"] for e in state["events"] if e["source"] == "breaker"]
@@ -394,7 +492,7 @@ async def test_force_closed_shows_the_shadow_state(operator):
     comm, _, _ = await open_dashboard(operator)
     reply = await command(comm, action="breaker_force_closed", name="local", reason="false alarm")
     assert reply["type"] == "result"
-    state = await snapshot_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "local")["override"])
+    state = await state_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "local")["override"])
     card = next(b for b in state["breakers"] if b["name"] == "local")
     assert (card["state"], card["shadow_state"], card["override"]["state"], card["override"]["expires_at"]) == (
         "closed", "closed", "closed", None)
@@ -445,7 +543,7 @@ async def test_breaker_transition_by_the_worker_path_reaches_the_dashboard(opera
     comm, _, _ = await open_dashboard(operator)
     for _ in range(3):
         await database_sync_to_async(breakers.breaker_record)(name="default", outcome=breakers.Outcome.FAILURE, error="HTTP 503")
-    state = await snapshot_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["state"] == "open")
+    state = await state_where(comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["state"] == "open")
     card = next(b for b in state["breakers"] if b["name"] == "default")
     assert card["override"] is None and card["retry_at"] and card["failures"] == 3
     assert [e["kind"] for e in state["events"] if e["source"] == "breaker"] == ["opened"]
@@ -462,7 +560,7 @@ async def test_limits_change_over_the_socket_is_audited_and_shown_on_the_card(op
     assert reply["type"] == "result" and reply["breaker"]["limits"] == {"max_concurrency": 2, "rate_limit": "5/s"}
     event = await database_sync_to_async(lambda: BreakerEvent.objects.order_by("-id").first())()
     assert (event.kind, event.actor, event.reason) == ("limits_changed", "user:operator", "slow down")
-    state = await snapshot_where(
+    state = await state_where(
         comm, lambda s: next(b for b in s["breakers"] if b["name"] == "default")["flow"]["max_concurrency"] == 2)
     card = next(b for b in state["breakers"] if b["name"] == "default")
     assert card["flow"]["rate_limit"] == "5/s" and card["flow"]["in_flight"] == 0

@@ -86,3 +86,35 @@ def test_snapshot_reads_breakers_once_whatever_the_queue(django_assert_max_num_q
     with django_assert_max_num_queries(16):
         state = snapshot.build()
     assert len(state["queue"]) == 100 and all(row["held"] for row in state["queue"])
+
+
+@pytest.mark.parametrize("jobs", [30, 130])
+def test_a_hold_of_n_jobs_is_one_line_in_the_feed_and_the_override_stays_in_view(jobs):
+    """Forcing a breaker open writes one ``held`` event per pending job; the feed shows them as
+    one line with the count, right above the override (a hold longer than a feed page too)."""
+    from dashboard import snapshot
+    from jobs import breakers
+
+    for _ in range(jobs):
+        services.job_submit(kind="noop", dependency="default")
+    free = services.job_submit(kind="noop")[0]
+    breakers.breaker_force_open(name="default", actor="user:alice", reason="maintenance")
+    feed = snapshot.events_feed()
+    assert [(e["source"], e["kind"], e.get("count")) for e in feed[:2]] == [
+        ("job", "held", jobs), ("breaker", "forced_open", None)]
+    assert feed[0]["details"]["dependency"] == "default" and feed[0]["actor"] == "user:alice"
+    # Below them, every submission one line each, newest first: nothing lost, nothing twice.
+    assert [e["kind"] for e in feed[2:]] == ["submitted"] * min(jobs + 1, len(feed) - 2)
+    assert feed[2]["job"] == str(free.uuid)
+    assert len(feed) == min(snapshot.EVENTS_LIMIT, jobs + 3)
+
+
+def test_single_held_events_stay_single_lines():
+    from dashboard import snapshot
+    from jobs import breakers
+
+    breakers.breaker_force_open(name="default", actor="user:alice", reason="maintenance")
+    services.job_submit(kind="noop", dependency="default")
+    services.job_submit(kind="noop", dependency="default")
+    feed = snapshot.events_feed()
+    assert [(e["kind"], e.get("count")) for e in feed[:4]] == [("held", None), ("submitted", None)] * 2

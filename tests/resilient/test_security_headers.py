@@ -130,7 +130,7 @@ document.addEventListener('securitypolicyviolation', e =>
 def test_pages_load_in_chromium_with_no_violation_and_the_socket_opens(tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from tests.dashboard.test_browser import CHROMIUM_ARGS, LIVE, chromium_path
+    from tests.support.browser import CHROMIUM_ARGS, LIVE, chromium_path
 
     path = chromium_path()
     user = get_user_model().objects.create_superuser("csp-operator", password="csp-pass-123456")

@@ -1,5 +1,7 @@
 """Opening the dashboard socket against the real ASGI application, as a browser on the same
-origin would (Host and Origin headers agree), and reading its replies."""
+origin would (Host and Origin headers agree), and reading its replies: the state is the first
+snapshot with every change applied in ``seq`` order (``dashboard.changes.apply``, the reference
+reconstruction), kept on the communicator as ``comm.dashboard``."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from dashboard import changes
 from resilient.asgi import application
 
 HOST = "127.0.0.1"
@@ -46,31 +49,45 @@ async def open_dashboard(user, **kwargs) -> tuple[WebsocketCommunicator, dict, d
     assert hello["type"] == "hello"
     first = await comm.receive_json_from(timeout=5)
     assert first["type"] == "snapshot"
+    comm.dashboard = {"state": first["state"], "seq": first["seq"]}
     return comm, hello, first["state"]
 
 
-async def next_of_type(comm, kind: str, timeout: float = 5) -> dict:
-    while True:
-        message = await comm.receive_json_from(timeout=timeout)
-        if message["type"] == kind:
-            return message
+def follow(comm, message: dict) -> bool:
+    """Apply a snapshot or a change to ``comm.dashboard``; True if it was one. A change must
+    carry the next ``seq`` (no gap, no repeat)."""
+    live = comm.dashboard
+    if message["type"] == "snapshot":
+        live["state"], live["seq"] = message["state"], message["seq"]
+        return True
+    if message["type"] == "changes":
+        assert message["seq"] == live["seq"] + 1, (message["seq"], live["seq"])
+        changes.apply(live["state"], message["changes"])
+        live["seq"] = message["seq"]
+        return True
+    return False
 
 
-async def snapshot_where(comm, predicate, timeout: float = 10) -> dict:
-    """Snapshots until one satisfies ``predicate`` (each message is the whole state)."""
+async def state_where(comm, predicate, timeout: float = 10) -> dict:
+    """The live state once it satisfies ``predicate`` (checked after every snapshot or change)."""
     deadline = time.monotonic() + timeout
+    if predicate(comm.dashboard["state"]):
+        return comm.dashboard["state"]
     while True:
         message = await comm.receive_json_from(timeout=max(0.1, deadline - time.monotonic()))
-        if message["type"] == "snapshot" and predicate(message["state"]):
-            return message["state"]
+        if follow(comm, message) and predicate(comm.dashboard["state"]):
+            return comm.dashboard["state"]
 
 
 async def next_reply(comm, timeout: float = 5) -> dict:
-    """The next command reply (``result`` or ``error``), skipping snapshots."""
+    """The next command reply (``result`` or ``error``); snapshots and changes on the way are
+    applied to the live state."""
     while True:
         message = await comm.receive_json_from(timeout=timeout)
         if message["type"] in ("result", "error"):
             return message
+        if hasattr(comm, "dashboard"):
+            follow(comm, message)
 
 
 async def command(comm, **message) -> dict:

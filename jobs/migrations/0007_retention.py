@@ -45,7 +45,7 @@ def counters_seed(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("jobs", "0005_backfill_submitters")]
+    dependencies = [("jobs", "0006_flow_control")]
 
     operations = [
         migrations.CreateModel(
