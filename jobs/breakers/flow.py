@@ -8,7 +8,9 @@ claim (``jobs.queue.claim``) enforces them; ``transitions`` moves the row's ``pr
   ``max(1, failure_threshold - failures)`` calls are in flight. A dead downstream so receives at
   most ``failure_threshold`` calls before its breaker opens, however many workers claim.
 - Slow start: each success adds one to the window (doubling it per round of calls, as TCP's slow
-  start does) until ``SLOW_START_CEILING`` or the dependency's cap; from there no probe limit.
+  start does) until ``SLOW_START_CEILING`` or the dependency's cap; from there no probe limit. A
+  failure keeps the window it ends (``probing`` is ``failures > 0``); the next success resumes from
+  half of it (fast recovery). A trip and a close reset it to 0.
 - Cap (``max_concurrency``), adaptive limit (``concurrency``) and rate limit (``rate_limit``):
   configured per dependency, overridden live by operators (``Breaker.limits``).
 
@@ -133,10 +135,12 @@ def rate_next(row: Breaker, rate: dependencies.Rate, now: float) -> float:
 
 
 def window_after_success(row: Breaker, dep: dependencies.Dependency) -> int:
-    """The slow-start window once a success is recorded: probing → the probe allowance + 1."""
+    """The slow-start window once a success is recorded: probing → the probe allowance + 1, or
+    half the window held before the failures if more (TCP's fast recovery: one random failure on a
+    busy healthy dependency costs it half its window for one round, not a slow start from 2)."""
     ceiling = growth_ceiling(row, dep)
     if probing(row):
-        return min(ceiling, max(1, dep.failure_threshold - row.failures) + 1)
+        return min(ceiling, max(max(1, dep.failure_threshold - row.failures) + 1, row.probe_window // 2))
     return min(ceiling, row.probe_window + 1)
 
 

@@ -112,7 +112,7 @@ def _apply(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, a
             return True
         if row.state == BreakerState.CLOSED:
             Breaker.objects.filter(name=row.name, state=BreakerState.CLOSED).update(
-                failures=F("failures") + 1, probe_window=0, updated_at=now  # probing until the next success
+                failures=F("failures") + 1, updated_at=now  # probing until the next success
             )
             breaker_trip(name=row.name, dep=dep, now=now, actor=actor, retry_after=retry_after, rand=rand)
             return True

@@ -87,7 +87,7 @@ class Model:
             return
         ceiling = min(flow.SLOW_START_CEILING, self.cap) if self.cap else flow.SLOW_START_CEILING
         if self.failures or not self.window:
-            self.window = min(ceiling, max(1, self.threshold - self.failures) + 1)
+            self.window = min(ceiling, max(max(1, self.threshold - self.failures) + 1, self.window // 2))
         else:
             self.window = min(ceiling, self.window + 1)
         self.failures = 0
@@ -96,8 +96,9 @@ class Model:
         if self.open:
             return
         self.failures += 1
-        self.window = 0
         self.open = self.failures >= self.threshold
+        if self.open:
+            self.window = 0
 
 
 steps = st.lists(
@@ -176,6 +177,22 @@ def test_slow_start_doubles_per_round_and_ends_at_the_cap():
             for job in round_:
                 succeed(job)
         assert sizes == [2, 4, 8, 10, 10]
+
+
+def test_a_failure_on_a_proven_dependency_probes_then_recovers_half_its_window():
+    with configure(failure_threshold=3, max_concurrency=20):
+        backlog(40)
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(probe_window=20)
+        running = take(40)
+        assert len(running) == 20
+        fail(running.pop())
+        assert take(40) == [], "19 in flight, allowance 3 - 1 = 2"
+        succeed(running.pop())
+        assert take(40) == [], "the window resumes at half (10), and 18 are still in flight"
+        for job in running[:9]:
+            succeed(job)
+        assert len(take(40)) == 19 - 9, "the window grew by one per success to 19; 9 still in flight"
 
 
 def test_local_has_no_probe_limit_and_other_dependencies_keep_flowing():
