@@ -38,7 +38,9 @@ def _transition(
     except JobNotFound:
         raise JobNotFound(f"no job {job_id}") from None
     updated = Job.objects.filter(seq=seq, status__in=allowed).update(**changes, updated_at=timezone.now())
-    job = Job.objects.get(seq=seq)
+    job = Job.objects.filter(seq=seq).first()
+    if job is None:  # deleted meanwhile (retention pruned it): as if it had never been found
+        raise JobNotFound(f"no job {job_id}")
     if not updated:
         raise IllegalTransition(action=action, status=job.status, allowed=allowed)
     return job, before

@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobs import conf, dependencies, validation
@@ -77,7 +77,8 @@ def schedule_resolve(*, run_after: Any, delay_seconds: Any, now: datetime, limit
     if delay_seconds is not None:
         if isinstance(delay_seconds, bool) or not isinstance(delay_seconds, int | float):
             raise InvalidInput("delay_seconds", "must be a number of seconds")
-        if not math.isfinite(delay_seconds) or delay_seconds < 0:
+        # Compared before any conversion: an integer of hundreds of digits is no float.
+        if isinstance(delay_seconds, float) and not math.isfinite(delay_seconds) or delay_seconds < 0:
             raise InvalidInput("delay_seconds", "must be 0 or more")
         if delay_seconds > limit:
             raise InvalidInput("delay_seconds", f"must be at most {limit:g} seconds (RESILIENT_MAX_DELAY)")
@@ -93,14 +94,18 @@ def schedule_resolve(*, run_after: Any, delay_seconds: Any, now: datetime, limit
                                         "e.g. 2030-01-01T12:00:00Z") from None
     if when.tzinfo is None or when.utcoffset() is None:
         raise InvalidInput("run_after", "must include a time zone (e.g. Z or +02:00)")
+    too_far = f"must be at most {limit:g} seconds ahead (RESILIENT_MAX_DELAY)"
     try:
-        ahead = (when - now).total_seconds()
-    except OverflowError:  # a year-1 time in a far-east zone lies before datetime's range
-        ahead = -math.inf
-    if ahead > limit:
-        raise InvalidInput("run_after", f"must be at most {limit:g} seconds ahead (RESILIENT_MAX_DELAY)")
-    when = max(when, now)
-    return when, {"run_after": when.isoformat()}
+        # In UTC: PostgreSQL refuses offsets beyond ±15:59 that Python parses.
+        when = when.astimezone(UTC)
+    except OverflowError:  # beyond datetime's range in UTC: year 1 is long past, year 9999 too far
+        if when.year > 1:
+            raise InvalidInput("run_after", too_far) from None
+        return now, {"run_after": run_after}
+    if (when - now).total_seconds() > limit:
+        raise InvalidInput("run_after", too_far)
+    # A past time means now; the fingerprint keeps the time asked for, so a resend is a replay.
+    return max(when, now), {"run_after": when.isoformat()}
 
 
 def submission_check(

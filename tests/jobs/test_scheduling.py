@@ -155,3 +155,35 @@ def test_api_cancel_a_scheduled_job(api):
     job = submit(api, kind="noop", delay_seconds=600).json()
     response = api.post(f"/api/jobs/{job['id']}/cancel/")
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
+
+
+def test_a_run_after_with_a_large_utc_offset_is_stored_in_utc():
+    """PostgreSQL refuses offsets beyond ±15:59 that Python parses: the time is stored in UTC."""
+    when = (timezone.now() + timedelta(days=1)).astimezone(
+        timezone.get_fixed_timezone(20 * 60)).isoformat()
+    assert when.endswith("+20:00")
+    job, created = services.job_submit(kind="noop", run_after=when)
+    job.refresh_from_db()
+    assert created and job.run_after == datetime.fromisoformat(when)
+
+
+def test_a_past_run_after_with_an_idempotency_key_replays_instead_of_conflicting():
+    """A past time means now, but the request is the same request when it is sent again."""
+    first, created = services.job_submit(kind="noop", run_after="2020-01-01T00:00:00Z", idempotency_key="past")
+    again, created_again = services.job_submit(kind="noop", run_after="2020-01-01T00:00:00Z", idempotency_key="past")
+    assert created and not created_again and again.seq == first.seq
+
+
+@pytest.mark.parametrize("delay", [10**400, -(10**400)])
+def test_a_huge_integer_delay_is_a_400_not_a_500(api, delay):
+    response = api.post("/api/jobs/", f'{{"kind": "noop", "delay_seconds": {delay}}}', content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "delay_seconds" in response.json()
+
+
+def test_a_far_east_year_one_run_after_means_now_and_a_year_9999_one_is_too_far():
+    job, _ = services.job_submit(kind="noop", run_after="0001-01-01T00:00:00+05:00")
+    assert job.run_after <= timezone.now()
+    with pytest.raises(InvalidInput) as excinfo:
+        services.job_submit(kind="noop", run_after="9999-12-31T23:59:59-05:00")
+    assert excinfo.value.field == "run_after"

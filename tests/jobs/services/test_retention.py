@@ -168,3 +168,24 @@ def test_the_prune_command_refuses_while_a_worker_prunes():
         call_command("prune")
     with pytest.raises(CommandError, match="--batch"):
         call_command("prune", "--batch", "0")
+
+
+@pytest.mark.parametrize("action", ["retry", "cancel"])
+def test_an_action_on_a_job_pruned_between_its_read_and_its_update_is_not_found(monkeypatch, action):
+    """Pruning commits while a retry (or cancel) of the same job is in flight: the action answers
+    404 (JobNotFound), not 500. (Here the prune shares the action's connection, so its delete is
+    rolled back with the refused action; in production it commits on its own.)"""
+    from jobs import access
+    from jobs.exceptions import JobNotFound
+
+    job = finished(JobStatus.FAILED, age=60 * DAY)
+    check = access.job_check_action
+
+    def check_then_prune(**kwargs):  # the prune lands right after the action read the row
+        check(**kwargs)
+        assert services.prune_batch().jobs[JobStatus.FAILED] == 1
+
+    monkeypatch.setattr(access, "job_check_action", check_then_prune)
+    act = services.job_retry if action == "retry" else services.job_cancel
+    with pytest.raises(JobNotFound):
+        act(job_id=job.uuid)
