@@ -14,9 +14,13 @@ from tests.support.browser import PHONE, api_job, login, submit
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def find(page, text: str) -> None:
-    page.get_by_label("Job id or payload").fill(text)
-    page.get_by_role("button", name="Find", exact=True).click()
+def find(page, text: str, *, by_keyboard: bool = False) -> None:
+    box = page.get_by_label("Job id or payload")
+    box.fill(text)
+    if by_keyboard:
+        box.press("Enter")
+    else:
+        page.get_by_role("button", name="Find", exact=True).click()
 
 
 def result_ids(page) -> list[str]:
@@ -28,10 +32,11 @@ def test_search_by_id_prefix_and_by_payload_finds_that_job_only(browser, server)
     marker = uuid.uuid4().hex
     target = submit(server, kind="noop", priority=-90, payload={"order": {"ref": marker, "n": 7}})
     other = submit(server, kind="noop", priority=-90, payload={"order": {"ref": marker + "x", "n": 7}})
-    page = login(browser, server)
-    find(page, target["id"][:10].upper())
+    page = login(browser, server, viewport=PHONE)
+    find(page, target["id"][:10].upper(), by_keyboard=True)
     assert result_ids(page) == [target["id"]]
     page.get_by_text("1 matching job, 1 shown").wait_for()
+    assert page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
 
     find(page, f"order.ref:{marker}")
     page.wait_for_function("() => document.querySelector('#find-count').textContent.startsWith('1 ')")
