@@ -71,7 +71,7 @@ def test_a_scheduled_job_shows_its_time_and_countdown_in_the_queue(browser, serv
     row = page.locator(f'#queue tr[data-id="{job["id"]}"]')
     row.wait_for()
     page.wait_for_function(
-        "(id) => /scheduled for \\d\\d:\\d\\d:\\d\\d \\(in (59m|1h)/.test(document.querySelector(`#queue tr[data-id='${id}']`).cells[6].textContent)",
+        "(id) => /scheduled for \\d\\d:\\d\\d:\\d\\d \\S+ \\(in (59m|1h)/.test(document.querySelector(`#queue tr[data-id='${id}']`).cells[6].textContent)",
         arg=job["id"],
     )
     assert page.js_errors == []
