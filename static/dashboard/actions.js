@@ -1,7 +1,8 @@
 // Operator actions: every control sends one command over the socket and shows the server's
 // answer (or its error) next to itself. The server checks permissions and input like the API.
 
-import { BREAKER_ACTIONS, shortId } from './render.js';
+import { BREAKER_ACTIONS, el, shortId } from './render.js';
+import { renderTimeline, totalText } from './timeline.js';
 
 const BREAKER_HELP = {
   breaker_force_open: 'Every call to this dependency is rejected and its jobs wait, until you release it or the duration ends. Outcomes are still recorded.',
@@ -288,11 +289,10 @@ async function showDetail(id) {
       dl.append(Object.assign(document.createElement('dt'), { textContent: key }),
         Object.assign(document.createElement('dd'), { textContent: value }));
     }
-    const events = document.createElement('ol');
-    for (const e of job.events) {
-      events.append(Object.assign(document.createElement('li'), { textContent: `${e.at} ${e.kind} by ${e.actor} ${JSON.stringify(e.details)}` }));
-    }
-    body.replaceChildren(dl, Object.assign(document.createElement('h3'), { textContent: 'History' }), events);
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    body.replaceChildren(dl, el('h3', { text: 'Timeline' }),
+      el('p', { class: 'muted tl-summary', text: `${totalText(job.events)}${job.events.length > 1 ? ' · ' : ''}times in ${zone}` }),
+      renderTimeline(job.events));
   } catch (error) {
     body.textContent = `Could not load the job: ${error}`;
   }

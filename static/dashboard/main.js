@@ -7,6 +7,7 @@ import { clock, renderBreakers, renderEvents, renderFinished, renderQueue, rende
 import { renderChart } from './chart.js';
 import { handleReply, wireActions } from './actions.js';
 import { wireRoving } from './roving.js';
+import { wireFind } from './find.js';
 
 const $ = (id) => document.getElementById(id);
 const options = JSON.parse($('dashboard-options').textContent);
@@ -107,6 +108,7 @@ function onMessage(message) {
 window.resilientDashboard = ui;
 ui.socket = new DashboardSocket(socketUrl('/ws/dashboard/'), { onMessage, onStatus: setStatus });
 wireActions(ui);
+wireFind();
 wireRoving($('queue').tBodies[0]);
 ui.socket.connect();
 setInterval(() => tickRelativeTimes(), 1000);

@@ -11,7 +11,7 @@ export function shortId(id) {
   return id.slice(0, 8);
 }
 
-function el(tag, attrs = {}, ...children) {
+export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
@@ -35,7 +35,7 @@ function timeCell(iso) {
   return el('time', { datetime: iso, title: iso ? clockTime(iso) : null, 'data-relative': iso, text: relative(iso) });
 }
 
-function jobLabel(id) {
+export function jobLabel(id) {
   return el('button', {
     type: 'button', class: 'job-id link', title: id, 'data-detail': id,
     'aria-label': `Job ${shortId(id)}: show details`, text: shortId(id),
