@@ -179,13 +179,18 @@ def test_slow_start_doubles_per_round_and_ends_at_the_cap():
         assert sizes == [2, 4, 8, 10, 10]
 
 
+def proven_with_20_in_flight() -> list[Job]:
+    backlog(40)
+    breakers.breakers_ensure()
+    Breaker.objects.filter(name=SVC).update(probe_window=20)
+    running = take(40)
+    assert len(running) == 20
+    return running
+
+
 def test_one_failure_on_a_proven_dependency_probes_then_the_next_success_resumes_its_whole_window():
     with configure(failure_threshold=3, max_concurrency=20):
-        backlog(40)
-        breakers.breakers_ensure()
-        Breaker.objects.filter(name=SVC).update(probe_window=20)
-        running = take(40)
-        assert len(running) == 20
+        running = proven_with_20_in_flight()
         fail(running.pop())
         assert take(40) == [], "19 in flight, allowance 3 - 1 = 2"
         succeed(running.pop())
@@ -195,11 +200,7 @@ def test_one_failure_on_a_proven_dependency_probes_then_the_next_success_resumes
 
 def test_a_run_of_failures_on_a_proven_dependency_recovers_half_its_window():
     with configure(failure_threshold=3, max_concurrency=20):
-        backlog(40)
-        breakers.breakers_ensure()
-        Breaker.objects.filter(name=SVC).update(probe_window=20)
-        running = take(40)
-        assert len(running) == 20
+        running = proven_with_20_in_flight()
         fail(running.pop())
         fail(running.pop())
         assert take(40) == [], "18 in flight, allowance 3 - 2 = 1"
