@@ -9,8 +9,9 @@ claim (``jobs.queue.claim``) enforces them; ``transitions`` moves the row's ``pr
   most ``failure_threshold`` calls before its breaker opens, however many workers claim.
 - Slow start: each success adds one to the window (doubling it per round of calls, as TCP's slow
   start does) until ``SLOW_START_CEILING`` or the dependency's cap; from there no probe limit. A
-  failure keeps the window it ends (``probing`` is ``failures > 0``); the next success resumes from
-  half of it (fast recovery). A trip and a close reset it to 0.
+  failure keeps the window it ends (``probing`` is ``failures > 0``); the next success resumes it
+  whole after one failure, from half of it after a run of them (fast recovery). A trip and a
+  close reset it to 0. A success that widens the window wakes workers (``transitions``).
 - Cap (``max_concurrency``), adaptive limit (``concurrency``) and rate limit (``rate_limit``):
   configured per dependency, overridden live by operators (``Breaker.limits``).
 
@@ -136,11 +137,13 @@ def rate_next(row: Breaker, rate: dependencies.Rate, now: float) -> float:
 
 def window_after_success(row: Breaker, dep: dependencies.Dependency) -> int:
     """The slow-start window once a success is recorded: probing → the probe allowance + 1, or
-    half the window held before the failures if more (TCP's fast recovery: one random failure on a
-    busy healthy dependency costs it half its window for one round, not a slow start from 2)."""
+    the window held before the failures if more — whole after one failure (a random failure on a
+    busy healthy dependency then costs only the moment until the next success, and a proven
+    dependency stays proven), halved after a run of them (TCP's fast recovery)."""
     ceiling = growth_ceiling(row, dep)
     if probing(row):
-        return min(ceiling, max(max(1, dep.failure_threshold - row.failures) + 1, row.probe_window // 2))
+        held = row.probe_window if row.failures <= 1 else row.probe_window // 2
+        return min(ceiling, max(max(1, dep.failure_threshold - row.failures) + 1, held))
     return min(ceiling, row.probe_window + 1)
 
 

@@ -96,9 +96,14 @@ def _apply(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, a
         if row.state == BreakerState.CLOSED and not flow.success_grows_nothing(row, dep):
             # Slow start: the window grows by one per success; conditional on the counters read, so
             # a concurrent change makes it miss and the outcome is decided again on the new row.
-            return bool(Breaker.objects.filter(
+            widened = Breaker.objects.filter(
                 name=row.name, state=BreakerState.CLOSED, failures=row.failures, probe_window=row.probe_window
-            ).update(failures=0, probe_window=flow.window_after_success(row, dep), updated_at=now))
+            ).update(failures=0, probe_window=flow.window_after_success(row, dep), updated_at=now)
+            if widened and flow.probe_allowance(row, dep) is not None:
+                # The probe limit just widened: a worker whose claim it cut short waits for a
+                # wake-up or its next poll, and the backlog would idle until then.
+                notify.wake_workers_on_commit()
+            return bool(widened)
         return True
     # A counted failure.
     with transaction.atomic():

@@ -179,20 +179,36 @@ def test_slow_start_doubles_per_round_and_ends_at_the_cap():
         assert sizes == [2, 4, 8, 10, 10]
 
 
-def test_a_failure_on_a_proven_dependency_probes_then_recovers_half_its_window():
+def proven_with_20_in_flight() -> list[Job]:
+    backlog(40)
+    breakers.breakers_ensure()
+    Breaker.objects.filter(name=SVC).update(probe_window=20)
+    running = take(40)
+    assert len(running) == 20
+    return running
+
+
+def test_one_failure_on_a_proven_dependency_probes_then_the_next_success_resumes_its_whole_window():
     with configure(failure_threshold=3, max_concurrency=20):
-        backlog(40)
-        breakers.breakers_ensure()
-        Breaker.objects.filter(name=SVC).update(probe_window=20)
-        running = take(40)
-        assert len(running) == 20
+        running = proven_with_20_in_flight()
         fail(running.pop())
         assert take(40) == [], "19 in flight, allowance 3 - 1 = 2"
         succeed(running.pop())
-        assert take(40) == [], "the window resumes at half (10), and 18 are still in flight"
-        for job in running[:9]:
+        assert len(take(40)) == 2, "the window resumes whole (20) with 18 in flight"
+        assert Breaker.objects.get(name=SVC).probe_window == 20
+
+
+def test_a_run_of_failures_on_a_proven_dependency_recovers_half_its_window():
+    with configure(failure_threshold=3, max_concurrency=20):
+        running = proven_with_20_in_flight()
+        fail(running.pop())
+        fail(running.pop())
+        assert take(40) == [], "18 in flight, allowance 3 - 2 = 1"
+        succeed(running.pop())
+        assert take(40) == [], "the window resumes at half (10), and 17 are still in flight"
+        for job in running[:8]:
             succeed(job)
-        assert len(take(40)) == 19 - 9, "the window grew by one per success to 19; 9 still in flight"
+        assert len(take(40)) == 18 - 9, "the window grew by one per success to 18; 9 still in flight"
 
 
 def test_local_has_no_probe_limit_and_other_dependencies_keep_flowing():

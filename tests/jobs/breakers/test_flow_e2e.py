@@ -8,6 +8,8 @@ import signal
 import time
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 
 from jobs import services
 from jobs.models import Breaker, Job, JobStatus
@@ -126,3 +128,25 @@ def test_adaptive_concurrency_converges_to_what_the_downstream_serves(stub, work
     assert ok >= 0.9, f"only {ok:.0%} of the calls after the first 3 s succeeded"
     limit = Breaker.objects.get(name="default").adaptive_limit
     assert 3 <= limit <= 9, f"the adaptive limit ended at {limit}"
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_a_success_that_lifts_the_probe_limit_wakes_the_workers_it_held(stub, workers, processes, settings):
+    """A claim the probe limit cut short leaves its worker waiting; the success that widens the
+    allowance wakes workers at its commit instead of leaving them to the next poll (30 s here).
+    Across processes the wake-up travels through Redis: on SQLite (no Redis) one process only."""
+    if processes > 1 and "redis" not in settings.CHANNEL_LAYERS["default"]["BACKEND"].lower():
+        pytest.skip("cross-process wake-ups need the Redis channel layer")
+    stub.heal(delay=0.05)
+    stub.set("/work/0", status=503)  # the first call fails: probing from a window of 3, then 2
+    jobs = [services.job_submit(kind="http", payload={"url": stub.url(f"/work/{i}")}, max_attempts=1)[0]
+            for i in range(30)]
+    # The submissions' wake-ups wait in Redis for the workers: drop them, so that only the
+    # wake-ups under test can start the jobs the probe limit held.
+    async_to_sync(get_channel_layer().flush)()
+    started = time.monotonic()
+    workers(processes, RESILIENT_POLL_INTERVAL="30")
+    wait_until(lambda: JobStatus.PENDING not in statuses(jobs) and JobStatus.RUNNING not in statuses(jobs),
+               timeout=25, message="the drain to finish before the first poll")
+    assert time.monotonic() - started < 25
+    assert len(stub.calls) == 30
