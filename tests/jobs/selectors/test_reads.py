@@ -88,3 +88,27 @@ def test_an_unknown_vendor_gets_the_portable_dialect():
     portable = dialect.of(Other())
     assert (portable.epoch_second, portable.estimates) == (None, False)
     assert dialect.of(connection).epoch_second is not None
+
+
+def test_status_and_dependency_counts_are_exact_to_the_limit_then_estimated():
+    """/metrics' job gauge walks at most ``limit`` + 1 index entries a pair: above that it reads
+    PostgreSQL's estimate (never below what it walked), or counts exactly where there is none."""
+    for _ in range(30):
+        services.job_submit(kind="noop")
+    for _ in range(2):
+        job, _ = services.job_submit(kind="noop")
+        services.job_cancel(job_id=job.uuid, reason="t")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE jobs_job")
+    counts = selectors.counts_by_status_and_dependency_bounded(
+        statuses=[JobStatus.PENDING, JobStatus.CANCELLED], dependencies=["local", "nothing"], limit=10)
+    assert counts[(JobStatus.CANCELLED, "local")] == 2
+    assert counts[(JobStatus.PENDING, "nothing")] == counts[(JobStatus.CANCELLED, "nothing")] == 0
+    pending = counts[(JobStatus.PENDING, "local")]
+    if connection.vendor == "postgresql":
+        assert 11 <= pending <= 200  # the planner's figure: bounded below by the walk
+    else:
+        assert pending == 30
+    assert selectors.counts_by_status_and_dependency_bounded(
+        statuses=[JobStatus.PENDING], dependencies=["local"], limit=100) == {(JobStatus.PENDING, "local"): 30}
