@@ -39,7 +39,13 @@ from jobs.breakers.rules import (
     override_in_force,
     success_changes_nothing,
 )
-from jobs.breakers.store import breaker_row, breakers_ensure, breakers_lock, claim_gates
+from jobs.breakers.store import (
+    breaker_row,
+    breakers_ensure,
+    breakers_lock,
+    claim_gates,
+    jobs_in_flight,
+)
 from jobs.breakers.transitions import breaker_record
 from jobs.exceptions import CircuitOpen
 
@@ -48,6 +54,6 @@ __all__ = [
     "breaker_admit", "breaker_limits_change", "breaker_force_closed", "breaker_force_open", "breaker_record",
     "breaker_release", "breaker_row", "breakers_ensure", "breakers_expire_overrides", "breakers_lock",
     "call_protected", "claim_gates", "classify", "decide", "default_owner", "effective_state", "flow",
-    "hold_if_rejecting", "jobs_hold_if_rejecting", "limits_view", "override_in_force", "rate_take", "recent_errors",
+    "hold_if_rejecting", "jobs_hold_if_rejecting", "jobs_in_flight", "limits_view", "override_in_force", "rate_take", "recent_errors",
     "success_changes_nothing", "trial_acquire", "trial_renew",
 ]

@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobs import dependencies, dialect
 from jobs.breakers import rules, sql
 from jobs.exceptions import BreakerNotFound
-from jobs.models import Breaker
+from jobs.models import Breaker, Job, JobStatus
 
 
 def breakers_ensure(names: list[str] | None = None) -> None:
@@ -90,3 +91,11 @@ def _aware(value: Any) -> datetime | None:
     if not isinstance(value, datetime):
         value = datetime.fromisoformat(value)
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def jobs_in_flight(*, now: datetime, dependency: str | None = None) -> QuerySet[Job]:
+    """The calls in flight flow control counts: running jobs whose lease is live at ``now`` (a
+    dead worker's calls stop counting when its lease expires). The claim says the same in SQL
+    (``jobs.queue.sql.in_flight``)."""
+    running = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__gt=now)
+    return running if dependency is None else running.filter(dependency=dependency)

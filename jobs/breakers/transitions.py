@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from jobs import dependencies, notify
 from jobs.breakers import flow, history, holds, rules, store
-from jobs.models import Breaker, BreakerEventKind, BreakerOverride, BreakerState, Job, JobStatus
+from jobs.models import Breaker, BreakerEventKind, BreakerOverride, BreakerState
 
 log = logging.getLogger("resilient.breakers")
 
@@ -69,7 +69,7 @@ def _adapt(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, *
         return
     current = Coalesce(F("adaptive_limit"), Value(float(bounds.min)))
     limit = row.adaptive_limit or float(bounds.min)
-    in_flight = Job.objects.filter(status=JobStatus.RUNNING, dependency=row.name, lease_expires_at__gt=now).count()
+    in_flight = store.jobs_in_flight(now=now, dependency=row.name).count()
     if outcome == rules.Outcome.FAILURE:
         if not flow.adaptive_cut_due(limit, in_flight):
             return

@@ -16,7 +16,7 @@ from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
 from django.db.models import Count, QuerySet
 
-from jobs import dialect
+from jobs import breakers, dialect
 from jobs.models import Job, JobStatus
 from jobs.selectors import sql
 
@@ -46,10 +46,7 @@ def pending_by_dependency() -> dict[str, int]:
 
 def in_flight_by_dependency(*, now: datetime, dependency: str | None = None) -> dict[str, int]:
     """Calls in flight per dependency: running jobs whose lease is live (what flow control counts)."""
-    running = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__gt=now)
-    if dependency is not None:
-        running = running.filter(dependency=dependency)
-    rows = running.values("dependency").annotate(n=Count("*")).order_by()
+    rows = breakers.jobs_in_flight(now=now, dependency=dependency).values("dependency").annotate(n=Count("*")).order_by()
     return {row["dependency"]: row["n"] for row in rows}
 
 

@@ -11,10 +11,11 @@ from django.db.models import BooleanField, Count, Min, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from jobs import access, breakers, dependencies, dialect, validation
+from jobs import access, breakers, dialect, validation
 from jobs.exceptions import JobNotFound
 from jobs.models import Breaker, EventKind, Job, JobEvent, JobStatus, WorkerHeartbeat
 from jobs.selectors import sql
+from jobs.selectors.breakers import breaker_policy
 from jobs.selectors.job_query import ORDERINGS, JobQuery, id_prefix_bounds
 from jobs.selectors.queue import HEAVY_FIELDS, jobs_in_pop_order
 
@@ -126,10 +127,10 @@ def _flow_holding(dependency: str, now: datetime, *, row: Breaker | None) -> dic
     claim's own rules (``breakers.flow``) on the same row; calls in flight are live leases."""
     if row is None:
         return None
-    dep = dependencies.configured().get(dependency) or dependencies.Dependency(name=dependency)
+    dep = breaker_policy(name=dependency)
     allowed = breakers.flow.allowance(row, dep, now)
     if allowed.calls is not None:
-        running = Job.objects.filter(status=JobStatus.RUNNING, dependency=dependency, lease_expires_at__gt=now)
+        running = breakers.jobs_in_flight(now=now, dependency=dependency)
         in_flight = running.count()
         if in_flight >= allowed.calls:
             soonest = running.order_by("lease_expires_at").values_list("lease_expires_at", flat=True).first()
