@@ -268,13 +268,35 @@ export function wireActions(ui) {
   });
 }
 
+// A job's page has its own address, /dashboard/#job=<id>: bookmark it, share it, reload it.
+// Opening a job puts its address in the location bar; closing the page takes it away.
+const JOB_ADDRESS = /^#job=([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+
+function jobInAddress() {
+  const match = JOB_ADDRESS.exec(window.location.hash);
+  return match ? match[1].toLowerCase() : null;
+}
+
+export function wireJobAddress() {
+  document.getElementById('job-detail').addEventListener('close', () => {
+    if (jobInAddress()) window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  });
+  window.addEventListener('hashchange', () => {
+    const id = jobInAddress();
+    if (id) showDetail(id);
+  });
+  const id = jobInAddress();
+  if (id) showDetail(id);
+}
+
 // "Why isn't this running?" and the history: the job's detail from the REST API.
 async function showDetail(id) {
   const dialog = document.getElementById('job-detail');
   const body = document.getElementById('job-detail-body');
   document.getElementById('job-detail-h').textContent = `Job ${shortId(id)}`;
   body.textContent = 'Loading…';
-  dialog.showModal();
+  if (jobInAddress() !== id) window.history.replaceState(null, '', `#job=${id}`);
+  if (!dialog.open) dialog.showModal();
   try {
     const response = await fetch(`/api/jobs/${id}/`, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
     const job = await response.json();
@@ -290,7 +312,8 @@ async function showDetail(id) {
         Object.assign(document.createElement('dd'), { textContent: value }));
     }
     const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-    body.replaceChildren(dl, el('h3', { text: 'Timeline' }),
+    const address = el('a', { class: 'job-address', href: `#job=${job.id}`, text: 'Link to this job' });
+    body.replaceChildren(address, dl, el('h3', { text: 'Timeline' }),
       el('p', { class: 'muted tl-summary', text: `${totalText(job.events)}${job.events.length > 1 ? ' · ' : ''}times in ${zone}` }),
       renderTimeline(job.events));
   } catch (error) {

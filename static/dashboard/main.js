@@ -5,7 +5,7 @@ import { DashboardSocket, socketUrl } from './socket.js';
 import { applyChanges } from './changes.js';
 import { clock, renderBreakers, renderEvents, renderFinished, renderQueue, renderRunning, renderTotals, tickRelativeTimes } from './render.js';
 import { renderChart } from './chart.js';
-import { handleReply, wireActions } from './actions.js';
+import { handleReply, wireActions, wireJobAddress } from './actions.js';
 import { wireRoving } from './roving.js';
 import { wireFind } from './find.js';
 
@@ -108,7 +108,12 @@ function onMessage(message) {
 window.resilientDashboard = ui;
 ui.socket = new DashboardSocket(socketUrl('/ws/dashboard/'), { onMessage, onStatus: setStatus });
 wireActions(ui);
+wireJobAddress();
 wireFind();
-wireRoving($('queue').tBodies[0]);
+// One tab stop per queue row; one per list elsewhere (arrow keys inside).
+wireRoving($('queue').tBodies[0], { perRow: true });
+for (const list of [$('running').tBodies[0], $('finished').tBodies[0], $('events'), $('find-table').tBodies[0], $('history-table').tBodies[0]]) {
+  wireRoving(list);
+}
 ui.socket.connect();
 setInterval(() => tickRelativeTimes(), 1000);

@@ -109,15 +109,6 @@ export function renderTotals(dl, counts, estimated) {
   dl.replaceChildren(...parts);
 }
 
-// One tab stop per queue row (roving tabindex, static/dashboard/roving.js moves it): the job's
-// label starts as the row's stop; its other controls are reached with the arrow keys.
-export const ROW_CONTROLS = 'input, button';
-
-function rovingInit(tr) {
-  const controls = [...tr.querySelectorAll(ROW_CONTROLS)];
-  controls.forEach((control) => control.setAttribute('tabindex', control.classList.contains('job-id') ? '0' : '-1'));
-}
-
 export function renderQueue(tbody, rows, ui) {
   const can = ui.can;
   reconcile(tbody, rows, (r) => r.id, (r) => {
@@ -140,7 +131,6 @@ export function renderQueue(tbody, rows, ui) {
         'aria-label': `Cancel job ${shortId(r.id)}`, text: 'Cancel' }));
     }
     tr.cells[8].append(el('span', { class: 'error row-error', role: 'alert' }));
-    rovingInit(tr);
     return tr;
   }, (tr, r) => {
     tr.dataset.priority = r.priority;

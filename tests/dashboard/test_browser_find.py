@@ -128,3 +128,43 @@ def test_the_job_page_is_a_timeline_with_zone_actor_and_durations(browser, serve
     assert re.search(r"times in Asia/(Kolkata|Calcutta)", page.locator("#job-detail .tl-summary").text_content())
     assert page.js_errors == []
     page.context.close()
+
+
+def test_a_jobs_page_has_its_own_address(browser, server):
+    job = submit(server, kind="noop", priority=-81)
+    assert server["api"].post(f"{server['base']}/api/jobs/{job['id']}/cancel/").status_code == 200
+    page = login(browser, server)
+    detail = page.locator("#job-detail")
+
+    # Following an address opens the job's page, on a loaded dashboard and on a fresh load.
+    page.goto(f"{server['base']}/dashboard/#job={job['id'].upper()}")
+    detail.locator(".timeline").wait_for()
+    assert detail.locator("dd").first.text_content() == job["id"]
+    page.keyboard.press("Escape")
+    page.wait_for_function("() => location.hash === '' && !document.querySelector('#job-detail').open")
+    page.goto(f"{server['base']}/dashboard/#job={job['id']}")
+    page.reload()
+    detail.locator(".timeline").wait_for()
+    assert detail.locator("dd").first.text_content() == job["id"]
+    assert detail.locator("a.job-address").get_attribute("href") == f"#job={job['id']}"
+    page.keyboard.press("Escape")
+
+    # Opening a job from a list puts its address in the location bar.
+    page.locator(f'#finished tr[data-id="{job["id"]}"] button.job-id').click()
+    detail.locator(".timeline").wait_for()
+    page.wait_for_function("(id) => location.hash === '#job=' + id", arg=job["id"])
+    page.keyboard.press("Escape")
+
+    # An address naming no job the user may see says so; one that is not a job id opens nothing.
+    missing = str(uuid.uuid4())
+    page.goto(f"{server['base']}/dashboard/#job={missing}")
+    page.wait_for_function("() => document.querySelector('#job-detail').open"
+                           " && document.querySelector('#job-detail-body').textContent !== 'Loading…'")
+    assert detail.locator(".timeline").count() == 0
+    assert server["api"].get(f"{server['base']}/api/jobs/{missing}/").status_code == 404
+    page.keyboard.press("Escape")
+    page.goto(f"{server['base']}/dashboard/#job=not-a-job")
+    page.wait_for_timeout(300)
+    assert page.evaluate("() => document.querySelector('#job-detail').open") is False
+    assert page.js_errors == []
+    page.context.close()

@@ -110,6 +110,45 @@ def test_one_tab_stop_per_queue_row_and_arrow_keys_within_and_between(browser, s
     page.context.close()
 
 
+LIST_STOPS = """() => Object.fromEntries(['#running tbody', '#finished tbody', '#events'].map(s => [s,
+  [...document.querySelector(s).querySelectorAll('input, button, a[href]')].filter(e => e.tabIndex >= 0).length]))"""
+
+
+def test_every_other_list_is_one_tab_stop_with_arrow_keys_inside(browser, server):
+    jobs = [submit(server, kind="noop", priority=-92) for _ in range(3)]
+    for job in jobs:
+        assert server["api"].post(f"{server['base']}/api/jobs/{job['id']}/cancel/").status_code == 200
+    page = login(browser, server)
+    for job in jobs:
+        page.locator(f'#finished tr[data-id="{job["id"]}"] button[data-action="retry"]').wait_for()
+    stops = page.evaluate(LIST_STOPS)
+    assert stops["#finished tbody"] == 1 and stops["#events"] == 1 and stops["#running tbody"] <= 1, stops
+
+    ids = page.eval_on_selector_all("#finished tbody tr", "rows => rows.map(r => r.dataset.id)")
+    page.locator(f'#finished tr[data-id="{ids[0]}"] button.job-id').focus()
+    page.keyboard.press("ArrowDown")  # the next row's label
+    assert page.evaluate("document.activeElement.dataset.detail") == ids[1]
+    page.keyboard.press("ArrowRight")  # within the row: its Retry
+    assert page.evaluate("[document.activeElement.dataset.action, document.activeElement.dataset.job]") == ["retry", ids[1]]
+    # Tab leaves the whole list at once; Shift+Tab comes back to the same control.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "history-open"
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("[document.activeElement.dataset.action, document.activeElement.dataset.job]") == ["retry", ids[1]]
+    assert page.evaluate(LIST_STOPS)["#finished tbody"] == 1
+
+    # The events feed: one stop; Down moves from one job's line to the next one's.
+    labels = page.locator("#events button.job-id")
+    labels.first.focus()
+    first = page.evaluate("document.activeElement.closest('li').dataset.key")
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("document.activeElement.closest('#events') !== null && document.activeElement.classList.contains('job-id')")
+    assert page.evaluate("document.activeElement.closest('li').dataset.key") != first
+    assert page.evaluate(LIST_STOPS)["#events"] == 1
+    assert page.js_errors == []
+    page.context.close()
+
+
 def test_a_forced_hold_is_one_feed_line_and_the_card_says_when_and_who(browser, server):
     from playwright.sync_api import expect
 
