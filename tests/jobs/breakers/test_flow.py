@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.test import override_settings
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from jobs import breakers, dependencies, queue, selectors, services
@@ -87,7 +87,9 @@ class Model:
             return
         ceiling = min(flow.SLOW_START_CEILING, self.cap) if self.cap else flow.SLOW_START_CEILING
         if self.failures or not self.window:
-            self.window = min(ceiling, max(max(1, self.threshold - self.failures) + 1, self.window // 2))
+            # Whole after one failure, halved after a run of them; at least the probe allowance + 1.
+            held = self.window if self.failures <= 1 else self.window // 2
+            self.window = min(ceiling, max(max(1, self.threshold - self.failures) + 1, held))
         else:
             self.window = min(ceiling, self.window + 1)
         self.failures = 0
@@ -112,9 +114,16 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(threshold=st.integers(1, 5), cap=st.none() | st.integers(1, 6),
        rate=st.none() | st.sampled_from(["5/s", "2/s"]), script=steps)
+# One failure on a proven dependency, then a success: the whole window comes back (not half).
+@example(threshold=2, cap=None, rate=None,
+         script=[("claim", 8), ("ok", 0), ("fail", 0), ("claim", 1), ("ok", 0), ("claim", 8)])
+# A run of two failures, then a success: half the window.
+@example(threshold=3, cap=None, rate=None,
+         script=[("claim", 8), ("ok", 0), ("ok", 0), ("claim", 2), ("fail", 0), ("fail", 0), ("ok", 0),
+                 ("claim", 8)])
 def test_the_claim_admits_what_the_reference_model_admits(threshold, cap, rate, script):
     Job.objects.all().delete()
     Breaker.objects.all().delete()
