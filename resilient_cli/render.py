@@ -49,7 +49,22 @@ def waiting(w: dict | None) -> str:
         return f"{w['jobs_ahead']} jobs ahead"
     if reason == "next":
         return "next to run"
+    if reason == "rate_limit":
+        return f"held by {w.get('dependency')}'s rate limit {w.get('rate_limit')}; next start at {w.get('until')}"
+    if reason in FLOW_LIMITS:
+        latest = f", at the latest {w['at_latest']}" if w.get("at_latest") else ""
+        return (f"held by {w.get('dependency')}'s {FLOW_LIMITS[reason]} ({w.get('in_flight')} of {w.get('limit')} "
+                f"calls in flight); starts when a call in flight finishes{latest}")
     return json.dumps(w)
+
+
+# The flow-control limits a ``waiting_for`` can name (docs/breakers.md, flow control).
+FLOW_LIMITS = {
+    "probing": "probe limit after failures",
+    "slow_start": "slow start",
+    "max_concurrency": "concurrency cap",
+    "adaptive_concurrency": "adaptive concurrency limit",
+}
 
 
 def job_detail(job: dict) -> str:
