@@ -1,14 +1,23 @@
 """The dashboard on a phone (390 × 844) and a desktop, by keyboard, in light and dark: a real
 Chromium against a real ``manage.py serve``. Screenshots go to ``test-artifacts/`` at the
-repository root (``dashboard-phone.png``, ``dashboard-desktop.png``, ``dashboard-light.png``...)."""
+repository root (``dashboard-phone.png``, ``dashboard-desktop.png``, ``dashboard-light-phone.png``...)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, DESKTOP, PHONE, http_job, login, submit
+from tests.support.browser import (
+    ARTIFACTS,
+    DESKTOP,
+    PHONE,
+    http_job,
+    login,
+    serve_dashboard,
+    submit,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,6 +42,9 @@ def clean_up(server, jobs: list[dict], breaker="default") -> None:
     server["api"].post(f"{server['base']}/api/breakers/{breaker}/release/", json={"reason": "done"})
     for job in jobs:
         server["api"].post(f"{server['base']}/api/jobs/{job['id']}/cancel/")
+
+
+SIZES = pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
 
 
 @pytest.mark.parametrize(("size", "viewport"), [("phone", PHONE), ("desktop", DESKTOP)])
@@ -66,19 +78,22 @@ def test_no_sideways_overflow_and_the_essential_columns(browser, server, size, v
     page.context.close()
 
 
-def test_light_and_dark_follow_the_system(browser, server):
+@SIZES
+def test_light_and_dark_follow_the_system(browser, server, viewport):
     colours = {}
     for scheme in ("dark", "light"):
-        page = login(browser, server, color_scheme=scheme)
+        page = login(browser, server, viewport=viewport, color_scheme=scheme)
         colours[scheme] = page.evaluate("getComputedStyle(document.body).backgroundColor")
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"dashboard-{scheme}.png"))
+        size = "phone" if viewport == PHONE else "desktop"
+        page.screenshot(path=str(ARTIFACTS / f"dashboard-{scheme}-{size}.png"))
         page.context.close()
     assert colours["dark"] == "rgb(15, 20, 25)" and colours["light"] == "rgb(246, 248, 250)"
 
 
-def test_one_tab_stop_per_queue_row_and_arrow_keys_within_and_between(browser, server):
-    page = login(browser, server)
+@SIZES
+def test_one_tab_stop_per_queue_row_and_arrow_keys_within_and_between(browser, server, viewport):
+    page = login(browser, server, viewport=viewport)
     a = submit(server, kind="noop", priority=-93)
     b = submit(server, kind="noop", priority=-94)
     row_a, row_b = (page.locator(f'#queue tr[data-id="{j["id"]}"]') for j in (a, b))
@@ -114,11 +129,12 @@ LIST_STOPS = """() => Object.fromEntries(['#running tbody', '#finished tbody', '
   [...document.querySelector(s).querySelectorAll('input, button, a[href]')].filter(e => e.tabIndex >= 0).length]))"""
 
 
-def test_every_other_list_is_one_tab_stop_with_arrow_keys_inside(browser, server):
+@SIZES
+def test_every_other_list_is_one_tab_stop_with_arrow_keys_inside(browser, server, viewport):
     jobs = [submit(server, kind="noop", priority=-92) for _ in range(3)]
     for job in jobs:
         assert server["api"].post(f"{server['base']}/api/jobs/{job['id']}/cancel/").status_code == 200
-    page = login(browser, server)
+    page = login(browser, server, viewport=viewport)
     for job in jobs:
         page.locator(f'#finished tr[data-id="{job["id"]}"] button[data-action="retry"]').wait_for()
     stops = page.evaluate(LIST_STOPS)
@@ -149,10 +165,11 @@ def test_every_other_list_is_one_tab_stop_with_arrow_keys_inside(browser, server
     page.context.close()
 
 
-def test_a_forced_hold_is_one_feed_line_and_the_card_says_when_and_who(browser, server):
+@SIZES
+def test_a_forced_hold_is_one_feed_line_and_the_card_says_when_and_who(browser, server, viewport):
     from playwright.sync_api import expect
 
-    page = login(browser, server, timezone_id="Europe/Berlin")
+    page = login(browser, server, viewport=viewport, timezone_id="Europe/Berlin")
     jobs = [http_job(server, priority=-92) for _ in range(60)]
     try:
         page.get_by_role("button", name="Force open breaker default").click()
@@ -189,13 +206,51 @@ def test_the_submit_forms_defaults_submit(browser, server):
     page.context.close()
 
 
-def test_favicon_and_empty_states(browser, server):
-    page = login(browser, server)
+@SIZES
+def test_favicon(browser, server, viewport):
+    page = login(browser, server, viewport=viewport)
     href = page.get_attribute('link[rel="icon"]', "href")
     response = page.request.get(server["base"] + href)
     assert response.status == 200 and response.headers["content-type"].startswith("image/svg+xml")
-    # Every list has its empty state (shown when its list is empty).
-    for empty in ("#breakers-empty", "#queue-empty", "#running-empty", "#finished-empty", "#events-empty"):
-        assert page.locator(empty).count() == 1, empty
-    assert page.locator("#events li").count() > 0 and page.locator("#events-empty").is_hidden()
     page.context.close()
+
+
+EMPTY_SHOWN = """() => Object.fromEntries(['queue', 'running', 'finished', 'events', 'breakers'].map(
+  name => [name, !document.getElementById(name + '-empty').hidden]))"""
+
+
+@SIZES
+def test_every_list_shows_its_empty_state_exactly_while_it_is_empty(browser, tmp_path_factory, viewport):
+    """A server of its own that starts with no jobs at all (the module's server is never empty)."""
+    served = serve_dashboard(tmp_path_factory, occupy=False)
+    fresh = next(served)
+    try:
+        page = login(browser, fresh, viewport=viewport)
+        page.locator("#breakers article").first.wait_for()
+        shown = {"queue": True, "running": True, "finished": True, "events": True, "breakers": False}
+        page.wait_for_function(f"(want) => JSON.stringify(({EMPTY_SHOWN})()) === want",
+                               arg=json.dumps(shown, separators=(",", ":")))
+        for name in ("queue", "running", "finished", "events"):
+            assert page.locator(f"#{name}-empty").is_visible(), name
+
+        # One job runs (the only slot), one waits: the queue, running and events fill up.
+        slow = submit(fresh, kind="simulate", priority=5, payload={"complexity": 20, "failure_rate": 0})
+        waiting = submit(fresh, kind="noop", priority=-5)
+        page.locator(f'#running tr[data-id="{slow["id"]}"]').wait_for()
+        page.locator(f'#queue tr[data-id="{waiting["id"]}"]').wait_for()
+        assert page.evaluate(EMPTY_SHOWN) == {"queue": False, "running": False, "finished": True, "events": False,
+                                              "breakers": False}
+        # Cancelled, the waiting job leaves the queue (empty again) for the finished list.
+        assert fresh["api"].post(f"{fresh['base']}/api/jobs/{waiting['id']}/cancel/").status_code == 200
+        page.locator(f'#finished tr[data-id="{waiting["id"]}"]').wait_for()
+        page.wait_for_function("() => !document.getElementById('queue-empty').hidden")
+        assert page.evaluate(EMPTY_SHOWN)["finished"] is False
+        # The running job finishes: nothing runs any more.
+        page.locator(f'#finished tr[data-id="{slow["id"]}"]').wait_for(timeout=15_000)
+        page.wait_for_function("() => !document.getElementById('running-empty').hidden")
+        assert page.evaluate(EMPTY_SHOWN) == {"queue": True, "running": True, "finished": False, "events": False,
+                                              "breakers": False}
+        assert page.js_errors == []
+        page.context.close()
+    finally:
+        served.close()

@@ -51,8 +51,9 @@ def chromium_path() -> str:
     return path
 
 
-def serve_dashboard(tmp_path_factory) -> Iterator[dict]:
-    """A real embedded server (Daphne + one worker slot) on a free port with its own SQLite file."""
+def serve_dashboard(tmp_path_factory, *, occupy: bool = True) -> Iterator[dict]:
+    """A real embedded server (Daphne + one worker slot) on a free port with its own SQLite file;
+    ``occupy``: four long jobs take the slot first, so the jobs tests submit stay pending."""
     var = tmp_path_factory.mktemp("dashboard-server")
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(
@@ -82,7 +83,7 @@ def serve_dashboard(tmp_path_factory) -> Iterator[dict]:
         api = requests.Session()
         api.headers["Authorization"] = f"Token {token}"
         # Occupy the only worker slot (and the next ones) so the jobs the tests submit stay pending.
-        for _ in range(4):
+        for _ in range(4 if occupy else 0):
             response = api.post(f"{base}/api/jobs/", json={"kind": "simulate", "priority": 100,
                                                            "payload": {"complexity": 600, "failure_rate": 0}})
             assert response.status_code == 201, response.text
