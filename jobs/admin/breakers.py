@@ -186,7 +186,8 @@ class BreakerAdmin(ReadOnly, admin.ModelAdmin):
         if form.is_valid():
             data = form.cleaned_data
             changes = {"reset": True} if data["reset"] else {
-                "max_concurrency": data["max_concurrency"], "rate_limit": data["rate_limit"] or None}
+                "max_concurrency": data["max_concurrency"], "rate_limit": data["rate_limit"] or None,
+                **{key: data[key] for key in ("adaptive_min", "adaptive_max") if data[key] is not None}}
             try:
                 self._override(request, queryset, "limits changed", breakers.breaker_limits_change,
                                reason=data["reason"], changes=changes)

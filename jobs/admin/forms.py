@@ -34,7 +34,8 @@ class OverrideForm(forms.Form):
 
 
 class LimitsForm(forms.Form):
-    """Change limits…: the cap and the rate limit in force (empty: no limit), or back to configured."""
+    """Change limits…: the cap and the rate limit in force (empty: no limit), the adaptive bounds
+    (empty: unchanged), or back to configured."""
 
     reason = forms.CharField(
         max_length=breakers.MAX_REASON_CHARS, widget=forms.TextInput(attrs={"size": 60}),
@@ -48,6 +49,14 @@ class LimitsForm(forms.Form):
         required=False, max_length=16, label="Rate limit",
         help_text='Calls started per period across all workers: "N/s", "N/m" or "N/h". Empty: no limit.',
     )
+    adaptive_min = forms.IntegerField(
+        required=False, min_value=1, max_value=100_000, label="Adaptive min",
+        help_text="Dependencies with adaptive concurrency: the lowest the limit goes. Empty: unchanged.",
+    )
+    adaptive_max = forms.IntegerField(
+        required=False, min_value=1, max_value=100_000, label="Adaptive max",
+        help_text="Dependencies with adaptive concurrency: the highest the limit goes. Empty: unchanged.",
+    )
     reset = forms.BooleanField(
-        required=False, label="Back to configured", help_text="Ignore the two fields above: use the configured limits.",
+        required=False, label="Back to configured", help_text="Ignore the fields above: use the configured limits.",
     )

@@ -130,7 +130,8 @@ export function wireActions(ui) {
   const limitsDialog = document.getElementById('limits-dialog');
   const limitsForm = document.getElementById('limits-form');
   const limitsConfirm = document.getElementById('limits-confirm');
-  const limitFields = ['max_concurrency', 'rate_limit', 'reason'];
+  const limitFields = ['max_concurrency', 'rate_limit', 'adaptive_min', 'adaptive_max', 'reason'];
+  const adaptiveGroup = document.getElementById('limits-adaptive');
   let limitsFor = null; // {name, opener}
   function openLimitsDialog(button) {
     const flow = JSON.parse(button.dataset.flow || '{}');
@@ -139,6 +140,10 @@ export function wireActions(ui) {
     for (const f of [...limitFields, 'form']) document.getElementById(`limits-${f}-error`).textContent = '';
     document.getElementById('limits-max-concurrency').value = flow.max_concurrency ?? '';
     document.getElementById('limits-rate-limit').value = flow.rate_limit ?? '';
+    // The adaptive bounds only for a dependency configured with adaptive concurrency.
+    adaptiveGroup.hidden = !flow.adaptive;
+    document.getElementById('limits-adaptive-min').value = flow.adaptive?.min ?? '';
+    document.getElementById('limits-adaptive-max').value = flow.adaptive?.max ?? '';
     document.getElementById('limits-dialog-h').textContent = `Limits of ${limitsFor.name}`;
     limitsConfirm.textContent = `Apply to ${limitsFor.name}`;
     limitsDialog.showModal();
@@ -160,6 +165,12 @@ export function wireActions(ui) {
       const rate = document.getElementById('limits-rate-limit').value.trim();
       message.max_concurrency = cap === '' ? null : integerOrRaw(cap);
       message.rate_limit = rate === '' ? null : rate;
+      if (!adaptiveGroup.hidden) {
+        for (const key of ['adaptive_min', 'adaptive_max']) {
+          const value = document.getElementById(`limits-${key.replace('_', '-')}`).value;
+          if (value !== '') message[key] = integerOrRaw(value);
+        }
+      }
     }
     limitsConfirm.disabled = true;
     command(message, (reply) => {

@@ -4,6 +4,7 @@ The server and browser fixtures are in ``tests/dashboard/conftest.py``."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -12,7 +13,17 @@ import time
 
 import pytest
 
-from tests.support.browser import ARTIFACTS, LIVE, PASSWORDS, ROOT, api_job, http_job, login, submit
+from tests.support.browser import (
+    ARTIFACTS,
+    LIVE,
+    PASSWORDS,
+    ROOT,
+    api_job,
+    http_job,
+    login,
+    serve_dashboard,
+    submit,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -353,6 +364,44 @@ def test_a_limits_change_from_the_card_is_honoured_by_the_running_worker(browser
     events = [e for e in api_breaker(server, "default")["events"] if e["kind"] == "limits_changed"]
     assert [e["reason"] for e in events][:2] == ["recovered", "downstream struggling"]
     assert not page.js_errors
+
+
+def test_the_adaptive_bounds_change_from_the_card_of_an_adaptive_dependency_only(browser, tmp_path_factory):
+    from playwright.sync_api import expect
+
+    adaptive = {"elastic": {"concurrency": {"mode": "adaptive", "min": 1, "max": 16}}}
+    served = serve_dashboard(tmp_path_factory, occupy=False, RESILIENT_DEPENDENCIES=json.dumps(adaptive))
+    fresh = next(served)
+    try:
+        page = login(browser, fresh)
+        # A dependency without adaptive concurrency has no bounds to change.
+        page.locator('article[data-breaker="default"]').get_by_role("button", name="Limits of default").click()
+        dialog = page.get_by_role("dialog", name="Limits of default")
+        expect(dialog).to_be_visible()
+        expect(page.get_by_label("Adaptive max")).to_be_hidden()
+        dialog.get_by_role("button", name="Cancel").click()
+
+        page.locator('article[data-breaker="elastic"]').get_by_role("button", name="Limits of elastic").click()
+        dialog = page.get_by_role("dialog", name="Limits of elastic")
+        expect(page.get_by_label("Adaptive min")).to_have_value("1")
+        expect(page.get_by_label("Adaptive max")).to_have_value("16")
+        page.get_by_label("Adaptive min").fill("3")
+        page.get_by_label("Adaptive max").fill("2")
+        page.get_by_label("Why the limits change").fill("downstream resized")
+        dialog.get_by_role("button", name="Apply to elastic").click()
+        # The service's own rule, next to its field; nothing changed.
+        expect(page.locator("#limits-adaptive_min-error")).to_contain_text("must not be above adaptive_max")
+        assert fresh["api"].get(f"{fresh['base']}/api/breakers/elastic/").json()["flow"]["live"] == {}
+        page.get_by_label("Adaptive max").fill("8")
+        dialog.get_by_role("button", name="Apply to elastic").click()
+        expect(dialog).to_be_hidden()
+        flow = fresh["api"].get(f"{fresh['base']}/api/breakers/elastic/").json()["flow"]
+        assert flow["adaptive"] == {"min": 3, "max": 8}
+        assert flow["live"] == {"adaptive_min": 3, "adaptive_max": 8, "max_concurrency": None, "rate_limit": None}
+        assert not page.js_errors
+        page.context.close()
+    finally:
+        served.close()
 
 
 def page_queue(page) -> list[tuple[str, str]]:

@@ -51,9 +51,10 @@ def chromium_path() -> str:
     return path
 
 
-def serve_dashboard(tmp_path_factory, *, occupy: bool = True) -> Iterator[dict]:
+def serve_dashboard(tmp_path_factory, *, occupy: bool = True, **extra_env: str) -> Iterator[dict]:
     """A real embedded server (Daphne + one worker slot) on a free port with its own SQLite file;
-    ``occupy``: four long jobs take the slot first, so the jobs tests submit stay pending."""
+    ``occupy``: four long jobs take the slot first, so the jobs tests submit stay pending;
+    ``extra_env``: more settings for the server (``RESILIENT_DEPENDENCIES=...``)."""
     var = tmp_path_factory.mktemp("dashboard-server")
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(
@@ -61,6 +62,7 @@ def serve_dashboard(tmp_path_factory, *, occupy: bool = True) -> Iterator[dict]:
         RESILIENT_VAR_DIR=str(var), RESILIENT_SHUTDOWN_GRACE="1", RESILIENT_POLL_INTERVAL="0.5",
         RESILIENT_WORKER_CONCURRENCY="1",  # a job that blocks the slot keeps the rest queued
         PYTHONUNBUFFERED="1",
+        **extra_env,
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT, timeout=120)

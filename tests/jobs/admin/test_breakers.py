@@ -192,3 +192,18 @@ def test_change_limits_asks_a_reason_then_applies_through_the_service(admin_clie
 
     act(admin_client, "change_limits", "default", apply="1", reason="incident over", reset="on")
     assert Breaker.objects.get(name="default").limits == {}
+
+
+def test_change_limits_sets_the_adaptive_bounds_of_an_adaptive_dependency_only(admin_client, settings):
+    settings.RESILIENT = {"DEPENDENCIES": {"elastic": {"concurrency": {"mode": "adaptive", "min": 1, "max": 16}}}}
+    breakers.breakers_ensure()
+    page = act(admin_client, "change_limits", "elastic")
+    assert 'name="adaptive_min"' in page.content.decode() and 'name="adaptive_max"' in page.content.decode()
+    refused = act(admin_client, "change_limits", "default", apply="1", reason="resize", adaptive_max="8")
+    assert "has no adaptive concurrency configured" in refused.content.decode()
+    assert Breaker.objects.get(name="default").limits == {}
+    act(admin_client, "change_limits", "elastic", apply="1", reason="resize", adaptive_min="2", adaptive_max="8")
+    assert Breaker.objects.get(name="elastic").limits == {
+        "max_concurrency": None, "rate_limit": None, "adaptive_min": 2, "adaptive_max": 8}
+    event = BreakerEvent.objects.get(breaker_id="elastic", kind=BreakerEventKind.LIMITS_CHANGED)
+    assert event.details["new"]["adaptive"] == {"min": 2, "max": 8}
