@@ -45,8 +45,9 @@ SETTINGS: dict[str, Setting] = {
     "MAX_JSON_DEPTH": _env("MAX_JSON_DEPTH", 32),
     "MAX_IDEMPOTENCY_KEY_LENGTH": Setting(200, None),
     "MAX_BATCH": _env("MAX_BATCH", 1000),  # jobs in one POST /api/jobs/bulk/
-    # the body limit of POST /api/jobs/bulk/ (other requests: RESILIENT_MAX_BODY_BYTES)
-    "MAX_BATCH_BODY_BYTES": _env("MAX_BATCH_BODY_BYTES", 16 * 1024 * 1024),
+    # the body limit of POST /api/jobs/bulk/ (other requests: RESILIENT_MAX_BODY_BYTES); 0: it
+    # scales with the batch, BATCH_BODY_BYTES_PER_JOB per job of RESILIENT_MAX_BATCH (jobs.api.parsers)
+    "MAX_BATCH_BODY_BYTES": _env("MAX_BATCH_BODY_BYTES", 0),
     "MAX_DELAY": _env("MAX_DELAY", 365 * 86400.0),  # seconds ahead a job may be scheduled (run_after, delay_seconds)
     # Fairness between users
     "PRIORITY_CEILING": _env("PRIORITY_CEILING", 10),  # higher priorities need jobs.submit_high_priority

@@ -8,8 +8,18 @@ from rest_framework.parsers import BaseParser, JSONParser
 
 from jobs import conf, jsonio
 
-# Requests whose body may be as large as RESILIENT_MAX_BATCH_BODY_BYTES (a batch of jobs).
+# Requests whose body may be as large as a batch of jobs (``batch_body_bytes``).
 BATCH_PATHS = frozenset({"/api/jobs/bulk/"})
+
+# A batch's body limit per job it may hold, unless RESILIENT_MAX_BATCH_BODY_BYTES sets the limit:
+# 1,000 jobs (the default RESILIENT_MAX_BATCH) may send 16,000 KiB; a larger batch setting brings
+# a larger body limit with it.
+BATCH_BODY_BYTES_PER_JOB = 16 * 1024
+
+
+def batch_body_bytes() -> int:
+    """The body limit of a batch: RESILIENT_MAX_BATCH_BODY_BYTES, or (0) it scales with the batch."""
+    return conf.get("MAX_BATCH_BODY_BYTES") or conf.get("MAX_BATCH") * BATCH_BODY_BYTES_PER_JOB
 
 
 def max_body_bytes(path: str) -> int | None:
@@ -18,7 +28,7 @@ def max_body_bytes(path: str) -> int | None:
     if limit is None:
         return None
     if path in BATCH_PATHS:
-        return max(limit, conf.get("MAX_BATCH_BODY_BYTES"))
+        return max(limit, batch_body_bytes())
     return limit
 
 
@@ -48,7 +58,7 @@ class StrictJSONParser(JSONParser):
 
 
 class BatchJSONParser(BaseParser):
-    """``StrictJSONParser`` with a batch's body limit (RESILIENT_MAX_BATCH_BODY_BYTES).
+    """``StrictJSONParser`` with a batch's body limit (``batch_body_bytes``).
 
     Not a JSONParser on purpose: DRF would read ``request.body``, which Django bounds by the
     one-request limit; this reads the request stream itself, up to the batch limit."""

@@ -193,6 +193,15 @@ def test_the_batch_body_limit_is_its_own_setting(api):
     assert response.status_code == 413
 
 
+@pytest.mark.parametrize(("max_batch", "status"), [(20, 413), (100, 201)])
+def test_by_default_the_batch_body_limit_scales_with_the_batch_size(api, max_batch, status):
+    # 50 jobs of ~10 kB each, 0.5 MB: over 20 × 16 KiB, under 100 × 16 KiB; the one-job limit is 2 kB.
+    items = [{"kind": "noop", "payload": {"pad": "x" * 10_000}}] * 50
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=2000, RESILIENT={"MAX_BATCH": max_batch}):
+        assert send(api, items).status_code == status
+    assert Job.objects.count() == (50 if status == 201 else 0)
+
+
 def test_the_service_is_the_same_for_other_entry_points(user):
     answers = services.jobs_submit_batch(items=[{"kind": "noop"}, {"kind": "noop", "priority": 2}], submitter=user)
     assert [created for _, created in answers] == [True, True]
