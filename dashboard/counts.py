@@ -25,23 +25,18 @@ class StatusCounter:
 
     def read(self) -> tuple[dict[str, int], list[str]]:
         """(counts by status, statuses whose count is an estimate)."""
-        counts: dict[str, int] = {}
-        estimated: list[str] = []
-        for status, n in selectors.counts_by_status_bounded(limit=self.exact_limit).items():
-            if n is None:
-                n = selectors.count_estimate(status=status)
-                if n is None:
-                    n = self._recent_exact(status)
-                n = max(n, self.exact_limit + 1)
-                estimated.append(status)
-            else:
+        counts = selectors.by_status_bounded(limit=self.exact_limit, beyond=self._recent_exact)
+        for status, c in counts.items():
+            if c.bound == selectors.EXACT:
                 self.large.pop(status, None)
-            counts[status] = n
-        return counts, estimated
+        return ({status: c.n for status, c in counts.items()},
+                [status for status, c in counts.items() if c.bound != selectors.EXACT])
 
-    def _recent_exact(self, status: str) -> int:
+    def _recent_exact(self, status: str, queryset) -> selectors.Bounded:
+        """Past the limit on SQLite: an exact count at most every RECOUNT_SECONDS, flagged as an
+        estimate (it may be that old)."""
         now = self.clock()
         cached = self.large.get(status)
         if cached is None or now - cached[0] >= RECOUNT_SECONDS:
-            cached = self.large[status] = (now, selectors.count_exact(status=status))
-        return cached[1]
+            cached = self.large[status] = (now, queryset.count())
+        return selectors.Bounded(max(cached[1], self.exact_limit + 1), selectors.ESTIMATE)

@@ -21,23 +21,13 @@ FINISHED_LIMIT = 50
 EVENTS_LIMIT = 50
 
 
-def _held_counts(names: list[str], *, limit: int = EXACT_LIMIT) -> dict[str, tuple[int, str]]:
+def _held_counts(names: list[str], *, limit: int = EXACT_LIMIT) -> dict[str, selectors.Bounded]:
     """Held jobs of the rejecting breakers: (count, "exact" | "estimate" | "at_least").
 
     One round trip of bounded counts (at most ``limit`` + 1 index entries each), so a
     backlog of a million held jobs costs what 10,001 cost; above that PostgreSQL's planner
     estimate (no rows read), elsewhere the lower bound."""
-    result: dict[str, tuple[int, str]] = {}
-    for name, n in selectors.pending_counts_bounded(dependencies=names, limit=limit).items():
-        if n is not None:
-            result[name] = (n, "exact")
-            continue
-        estimate = selectors.pending_estimate(dependency=name)
-        if estimate is None:
-            result[name] = (limit + 1, "at_least")
-        else:
-            result[name] = (max(estimate, limit + 1), "estimate")
-    return result
+    return selectors.pending_by_dependency_bounded(names=names, limit=limit, beyond=selectors.at_least(limit))
 
 
 def _breakers(rows: dict[str, Breaker], now, *, held_limit: int = EXACT_LIMIT) -> list[dict[str, Any]]:
@@ -49,6 +39,7 @@ def _breakers(rows: dict[str, Breaker], now, *, held_limit: int = EXACT_LIMIT) -
         count, bound = held.get(row.name, (0, "exact"))
         view = presenters.breaker_view(row, now=now, held_counts={row.name: count}, in_flight=in_flight)
         view.pop("pending", None)  # only counted for rejecting breakers here
+        view.pop("pending_bound", None)
         view["held_bound"] = bound
         views.append(view)
     return views

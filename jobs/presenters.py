@@ -30,9 +30,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def breaker_view(row: Breaker, *, now: datetime, held_counts: dict[str, int],
-                 in_flight: dict[str, int] | None = None) -> dict[str, Any]:
+                 in_flight: dict[str, int] | None = None, bounds: dict[str, str] | None = None) -> dict[str, Any]:
     """A breaker as the API shows it: effective state, shadow (automatic) state, override, counts,
-    flow control."""
+    flow control. ``held_counts``: pending jobs by dependency; ``bounds``: how each was counted
+    (``selectors.Bounded.bound``; exact when absent)."""
     dep = selectors.breaker_policy(name=row.name)
     override = breakers.override_in_force(row, now)
     decision = breakers.decide(row, now)
@@ -57,6 +58,7 @@ def breaker_view(row: Breaker, *, now: datetime, held_counts: dict[str, int],
         "ready_to_test": decision == breakers.Decision.TRIAL,
         "held": held_counts.get(row.name, 0) if decision != breakers.Decision.ADMIT else 0,
         "pending": held_counts.get(row.name, 0),
+        "pending_bound": (bounds or {}).get(row.name, selectors.EXACT),
         "trial": {
             "owner": row.trial_owner,
             "job": selectors.job_uuid_by_seq(seq=row.trial_job),
@@ -72,12 +74,20 @@ def breaker_view(row: Breaker, *, now: datetime, held_counts: dict[str, int],
     }
 
 
+def _pending(names: list[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """Pending jobs of each of ``names`` (bounded: exact to ``EXACT_COUNT_LIMIT``, PostgreSQL's
+    estimate beyond) and how each was counted."""
+    counts = selectors.pending_by_dependency_bounded(names=names)
+    return {name: c.n for name, c in counts.items()}, {name: c.bound for name, c in counts.items()}
+
+
 def breaker_list() -> list[dict[str, Any]]:
     """Every breaker row in the shape of ``breaker_view``, by name."""
     now = timezone.now()
-    counts = selectors.pending_by_dependency()
+    rows = selectors.breaker_rows()
+    counts, bounds = _pending([row.name for row in rows])
     in_flight = selectors.in_flight_by_dependency(now=now)
-    return [breaker_view(row, now=now, held_counts=counts, in_flight=in_flight) for row in selectors.breaker_rows()]
+    return [breaker_view(row, now=now, held_counts=counts, in_flight=in_flight, bounds=bounds) for row in rows]
 
 
 def breaker_details_public(details: dict[str, Any]) -> dict[str, Any]:
@@ -91,11 +101,11 @@ def breaker_detail(*, row: Breaker, events: int = 20, user: Any = None) -> dict[
     The errors name other users' jobs and URLs: only ``jobs.view_all_jobs`` (and the system) see them."""
     now = timezone.now()
     sees_all = access.can_view_all(user)
-    counts = {row.name: selectors.pending_count_of(dependency=row.name)}
+    counts, bounds = _pending([row.name])
     in_flight = selectors.in_flight_by_dependency(now=now, dependency=row.name)
     recent = selectors.breaker_transitions(row=row, limit=events)
     return {
-        **breaker_view(row, now=now, held_counts=counts, in_flight=in_flight),
+        **breaker_view(row, now=now, held_counts=counts, in_flight=in_flight, bounds=bounds),
         "recent_errors": breakers.recent_errors(row.name) if sees_all else [],
         "events": [
             {"kind": e.kind, "at": e.at.isoformat(), "actor": e.actor, "from_state": e.from_state,

@@ -133,7 +133,11 @@ class BreakerSerializer(serializers.Serializer):
     retry_in_ms = serializers.IntegerField(allow_null=True)
     ready_to_test = serializers.BooleanField()
     held = serializers.IntegerField(help_text="Pending jobs this breaker holds back now.")
-    pending = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="The dependency's pending jobs (held or not).")
+    pending_bound = serializers.ChoiceField(
+        choices=["exact", "estimate"],
+        help_text="How pending (and held) was counted: exact up to 10,000; above, PostgreSQL's estimate.",
+    )
     trial = TrialSerializer(allow_null=True)
     level = serializers.IntegerField(help_text="Reopens since the trip (the backoff exponent).")
     reset_timeout = serializers.FloatField()
@@ -254,6 +258,11 @@ class QueueSerializer(serializers.Serializer):
     size = serializers.IntegerField()
     by_status = serializers.DictField(child=serializers.IntegerField())
     by_dependency = serializers.DictField(child=serializers.IntegerField())
+    estimated = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="The counts above the exact-count limit (10,000) that are PostgreSQL's estimates: "
+                  "{by_status: [status, …], by_dependency: [name, …]}.",
+    )
     next = JobSerializer(many=True)
 
 

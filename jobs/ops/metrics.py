@@ -65,9 +65,10 @@ BREAKER_STATES = ("closed", "open", "half-open")
 BREAKER_OVERRIDES = ("open", "closed")
 
 
-def breaker_families() -> Iterable[Metric]:
-    """Every breaker's state, override, counters, transitions and held jobs (3 small queries)."""
-    snapshot = selectors.breaker_metrics()
+def breaker_families(*, pending: dict[str, int] | None = None) -> Iterable[Metric]:
+    """Every breaker's state, override, counters, transitions and held jobs (3 small queries;
+    ``pending``: the scrape's pending counts by dependency, so they are not counted twice)."""
+    snapshot = selectors.breaker_metrics(pending=pending)
     state = GaugeMetricFamily(
         "resilient_breaker_state",
         "Circuit breaker state as callers get it (an override wins): 1 for the current state, 0 "
@@ -157,9 +158,6 @@ def breaker_families() -> Iterable[Metric]:
     return [state, automatic, override, failures, threshold, held, transitions, *flow.values()]
 
 
-EXTRA_FAMILIES.append(breaker_families)
-
-
 class DatabaseCollector(Collector):
     """Reads job counts, recent outcomes and durations from the database at scrape time."""
 
@@ -203,6 +201,8 @@ class DatabaseCollector(Collector):
         for (status, dependency), n in sorted(counts.items()):
             jobs.add_metric([status, dependency], n)
         yield jobs
+        # The breakers' held jobs are these pending counts: one bounded read of them per scrape.
+        yield from breaker_families(pending={d: n for (status, d), n in counts.items() if status == JobStatus.PENDING})
 
         submitted = CounterMetricFamily(
             "resilient_jobs_submitted",

@@ -8,28 +8,25 @@ planner's row estimate (``EXPLAIN``) for a filtered list. Other databases have n
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
 from django.db.models import Count, QuerySet
 
-from jobs import breakers, dialect
-from jobs.models import Job, JobStatus
+from jobs import breakers, dependencies, dialect
+from jobs.models import Breaker, Job, JobStatus
 from jobs.selectors import sql
 
 EXACT_COUNT_LIMIT = 10_000
 
+K = TypeVar("K")
+
 
 def pending_count() -> int:
     return Job.objects.filter(status=JobStatus.PENDING).count()
-
-
-def pending_count_of(*, dependency: str) -> int:
-    """Pending jobs of one dependency (one index-backed count)."""
-    return Job.objects.filter(status=JobStatus.PENDING, dependency=dependency).count()
 
 
 def counts_by_status() -> dict[str, int]:
@@ -39,19 +36,10 @@ def counts_by_status() -> dict[str, int]:
     return counts
 
 
-def pending_by_dependency() -> dict[str, int]:
-    rows = Job.objects.filter(status=JobStatus.PENDING).values("dependency").annotate(n=Count("*")).order_by()
-    return {row["dependency"]: row["n"] for row in rows}
-
-
 def in_flight_by_dependency(*, now: datetime, dependency: str | None = None) -> dict[str, int]:
     """Calls in flight per dependency: running jobs whose lease is live (what flow control counts)."""
     rows = breakers.jobs_in_flight(now=now, dependency=dependency).values("dependency").annotate(n=Count("*")).order_by()
     return {row["dependency"]: row["n"] for row in rows}
-
-
-def count_exact(*, status: str) -> int:
-    return Job.objects.filter(status=status).count()
 
 
 def estimated_count(queryset: QuerySet) -> int | None:
@@ -75,73 +63,77 @@ def estimated_count(queryset: QuerySet) -> int | None:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def pending_estimate(*, dependency: str) -> int | None:
-    """PostgreSQL's planner estimate of ``dependency``'s pending jobs (no rows read); None elsewhere."""
-    return estimated_count(Job.objects.filter(status=JobStatus.PENDING, dependency=dependency))
+class Bounded(NamedTuple):
+    """A count that never cost more than a bounded walk: ``n`` and how far it can be trusted."""
+
+    n: int
+    bound: str  # EXACT, ESTIMATE or AT_LEAST
 
 
-def count_estimate(*, status: str) -> int | None:
-    """PostgreSQL's planner estimate of the jobs in ``status`` (no rows read); None elsewhere."""
-    return estimated_count(Job.objects.filter(status=status))
+EXACT, ESTIMATE, AT_LEAST = "exact", "estimate", "at_least"
+
+# Past the limit where the database keeps no estimate (SQLite): what to say for one group.
+Beyond = Callable[[Any, QuerySet], Bounded]
 
 
-def counts_by_status_bounded(*, limit: int = EXACT_COUNT_LIMIT) -> dict[str, int | None]:
-    """Exact counts by status in one round trip, each a walk of at most ``limit`` + 1 index
-    entries; ``None`` for a status with more than ``limit`` jobs (count it another way)."""
-    table = connection.ops.quote_name(Job._meta.db_table)
-    statuses = JobStatus.values
-    bounded = ", ".join(sql.BOUNDED_STATUS_COUNT.format(table=table, i=i) for i in range(len(statuses)))
-    params: list[Any] = []
-    for status in statuses:
-        params += [status, limit + 1]
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SELECT_ALL.format(columns=bounded), params)
-        values = cursor.fetchone()
-    return {status: (n if n <= limit else None) for status, n in zip(statuses, values, strict=True)}
+def count_all(key: Any, queryset: QuerySet) -> Bounded:
+    """``Beyond`` that counts every row: for a read that must be exact on SQLite (small tables)."""
+    return Bounded(queryset.count(), EXACT)
 
 
-def pending_counts_bounded(*, dependencies: Sequence[str], limit: int = EXACT_COUNT_LIMIT) -> dict[str, int | None]:
-    """Pending jobs per dependency in one round trip, each a walk of at most ``limit`` + 1 entries
-    of the (status, dependency) index; ``None`` for a dependency with more than ``limit``."""
-    names = list(dependencies)
-    if not names:
+def at_least(limit: int) -> Beyond:
+    """``Beyond`` that reads nothing more: "more than ``limit``"."""
+    return lambda key, queryset: Bounded(limit + 1, AT_LEAST)
+
+
+def bounded_counts(groups: Mapping[K, Mapping[str, str]], *, limit: int | None = None,
+                   beyond: Beyond = count_all) -> dict[K, Bounded]:
+    """Jobs in each group (``{key: {field: value}}``, equality on indexed columns), as cheap to read
+    at 10 M rows as at 10.
+
+    One round trip of bounded counts, each a walk of at most ``limit`` (default
+    ``EXACT_COUNT_LIMIT``) + 1 index entries: exact up to ``limit``. A group with more is
+    PostgreSQL's planner estimate (no rows read; never below the walk, so stale statistics cannot
+    show fewer than ``limit`` + 1), and where the database keeps no estimate (SQLite) whatever
+    ``beyond(key, queryset)`` says (by default: every row counted)."""
+    limit = EXACT_COUNT_LIMIT if limit is None else limit
+    keys = list(groups)
+    if not keys:
         return {}
     table = connection.ops.quote_name(Job._meta.db_table)
-    bounded = ", ".join(sql.BOUNDED_DEPENDENCY_COUNT.format(table=table, i=i) for i in range(len(names)))
-    params: list[Any] = []
-    for name in names:
-        params += [JobStatus.PENDING, name, limit + 1]
+    columns, params = [], []
+    for i, key in enumerate(keys):
+        where = " AND ".join(f"{connection.ops.quote_name(Job._meta.get_field(f).column)} = %s" for f in groups[key])
+        columns.append(sql.BOUNDED_COUNT.format(table=table, where=where or "1 = 1", i=i))
+        params += [*groups[key].values(), limit + 1]
     with connection.cursor() as cursor:
-        cursor.execute(sql.SELECT_ALL.format(columns=bounded), params)
+        cursor.execute(sql.SELECT_ALL.format(columns=", ".join(columns)), params)
         values = cursor.fetchone()
-    return {name: (n if n <= limit else None) for name, n in zip(names, values, strict=True)}
-
-
-def counts_by_status_and_dependency_bounded(
-    *, statuses: Sequence[str], dependencies: Sequence[str], limit: int = EXACT_COUNT_LIMIT
-) -> dict[tuple[str, str], int]:
-    """{(status, dependency): jobs} for every pair, as cheap to read at 10 M rows as at 10.
-
-    One round trip of bounded counts (each a walk of at most ``limit`` + 1 entries of the
-    (status, dependency) index); a pair with more than ``limit`` jobs is PostgreSQL's planner
-    estimate instead (no rows read), or an exact count where there is no estimate (SQLite)."""
-    pairs = [(status, name) for status in statuses for name in dependencies]
-    if not pairs:
-        return {}
-    table = connection.ops.quote_name(Job._meta.db_table)
-    bounded = ", ".join(sql.BOUNDED_DEPENDENCY_COUNT.format(table=table, i=i) for i in range(len(pairs)))
-    params: list[Any] = []
-    for status, name in pairs:
-        params += [status, name, limit + 1]
-    with connection.cursor() as cursor:
-        cursor.execute(sql.SELECT_ALL.format(columns=bounded), params)
-        values = cursor.fetchone()
-    counts: dict[tuple[str, str], int] = {}
-    for (status, name), n in zip(pairs, values, strict=True):
-        if n > limit:
-            many = Job.objects.filter(status=status, dependency=name)
-            estimate = estimated_count(many)
-            # An estimate below what was just walked is stale statistics: the walk is the floor.
-            n = max(estimate, n) if estimate is not None else many.count()
-        counts[(status, name)] = n
+    counts: dict[K, Bounded] = {}
+    for key, n in zip(keys, values, strict=True):
+        if n <= limit:
+            counts[key] = Bounded(n, EXACT)
+            continue
+        many = Job.objects.filter(**groups[key])
+        estimate = estimated_count(many)
+        counts[key] = Bounded(max(estimate, n), ESTIMATE) if estimate is not None else beyond(key, many)
     return counts
+
+
+def known_dependencies() -> list[str]:
+    """Every dependency a count covers: the configured ones and any with a breaker row (one that
+    was configured once and may still have jobs)."""
+    return sorted({*dependencies.configured(), *Breaker.objects.values_list("name", flat=True)})
+
+
+def pending_by_dependency_bounded(*, names: Sequence[str] | None = None, limit: int | None = None,
+                                  beyond: Beyond = count_all) -> dict[str, Bounded]:
+    """Pending jobs of each dependency (``names``, by default every known one), bounded."""
+    names = known_dependencies() if names is None else names
+    return bounded_counts({name: {"status": JobStatus.PENDING, "dependency": name} for name in names},
+                          limit=limit, beyond=beyond)
+
+
+def by_status_bounded(*, limit: int | None = None, beyond: Beyond = count_all) -> dict[str, Bounded]:
+    """Jobs in each status, bounded."""
+    return bounded_counts({status: {"status": status} for status in JobStatus.values}, limit=limit, beyond=beyond)

@@ -14,7 +14,12 @@ from jobs import breakers, dependencies, dialect
 from jobs.models import Breaker, BreakerEventKind, Counter, CounterMetric, Job, JobStatus
 from jobs.selectors import sql
 from jobs.selectors.breakers import breaker_flow, breaker_policy
-from jobs.selectors.counts import counts_by_status_and_dependency_bounded, in_flight_by_dependency
+from jobs.selectors.counts import (
+    bounded_counts,
+    in_flight_by_dependency,
+    known_dependencies,
+    pending_by_dependency_bounded,
+)
 
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 TRANSITION_KINDS = tuple(k for k in BreakerEventKind.values if k != BreakerEventKind.FAILURE)
@@ -27,12 +32,13 @@ def counter_totals(*, metric: str) -> dict[tuple[str, str], int]:
 
 
 def counts_by_status_and_dependency(*, statuses: Sequence[str]) -> list[tuple[str, str, int]]:
-    """(status, dependency, jobs) for each of ``statuses`` and every dependency (configured, or
-    with a breaker row): exact up to ``EXACT_COUNT_LIMIT`` a pair, PostgreSQL's estimate beyond,
-    so a scrape costs the same at 10 M jobs as at 10 (``counts_by_status_and_dependency_bounded``)."""
-    names = sorted({*dependencies.configured(), *Breaker.objects.values_list("name", flat=True)})
-    counts = counts_by_status_and_dependency_bounded(statuses=statuses, dependencies=names)
-    return [(status, dependency, n) for (status, dependency), n in counts.items()]
+    """(status, dependency, jobs) for each of ``statuses`` and every known dependency (configured,
+    or with a breaker row): exact up to ``EXACT_COUNT_LIMIT`` a pair, PostgreSQL's estimate beyond
+    (exact on SQLite), so a scrape costs the same at 10 M jobs as at 10 (``bounded_counts``)."""
+    names = known_dependencies()
+    counts = bounded_counts({(status, name): {"status": status, "dependency": name}
+                             for status in statuses for name in names})
+    return [(status, dependency, c.n) for (status, dependency), c in counts.items()]
 
 
 def finished_since(*, since: datetime) -> list[tuple[str, str, int]]:
@@ -107,20 +113,22 @@ def finished_per_second(*, since: datetime) -> dict[int, tuple[int, int]]:
     return {sec: (ok, bad) for sec, (ok, bad) in buckets.items()}
 
 
-def breaker_metrics() -> list[dict[str, Any]]:
+def breaker_metrics(*, pending: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Per breaker, for Prometheus: effective and automatic state, override, held jobs, failures,
     transitions by kind.
 
     Four small queries (the fourth: calls in flight), whatever the size of the history: transitions
     come from their counters (jobs.counters), which pruning old BreakerEvents does not lower. A
-    configured dependency without a row yet (fresh database) reports closed, as its breaker would be."""
+    configured dependency without a row yet (fresh database) reports closed, as its breaker would be.
+    ``pending`` ({dependency: pending jobs}, e.g. what the scrape's job gauge just counted) saves
+    counting them again; without it they are bounded counts like the gauge's."""
     now = timezone.now()
     in_flight = in_flight_by_dependency(now=now)
     rows = {row.name: row for row in Breaker.objects.order_by("name")}
     for name in dependencies.configured():
         rows.setdefault(name, Breaker(name=name, updated_at=now))
-    counts = {name: n for (_, name), n in counts_by_status_and_dependency_bounded(
-        statuses=[JobStatus.PENDING], dependencies=sorted(rows)).items()}
+    if pending is None:
+        pending = {name: c.n for name, c in pending_by_dependency_bounded(names=sorted(rows)).items()}
     transitions: dict[str, dict[str, int]] = {}
     for (name, kind), n in counter_totals(metric=CounterMetric.BREAKER_TRANSITIONS).items():
         transitions.setdefault(name, {})[kind] = n
@@ -130,9 +138,9 @@ def breaker_metrics() -> list[dict[str, Any]]:
         result.append({
             "dependency": name, "state": breakers.effective_state(row, now), "shadow_state": row.state,
             "override": breakers.override_in_force(row, now) or "",
-            "held": 0 if admits else counts.get(name, 0), "failures": row.failures,
+            "held": 0 if admits else pending.get(name, 0), "failures": row.failures,
             "threshold": breaker_policy(name=name).failure_threshold,
             "transitions": transitions.get(name, {}),
-            "flow": breaker_flow(row=row, now=now, in_flight=in_flight.get(name, 0), pending=counts.get(name, 0)),
+            "flow": breaker_flow(row=row, now=now, in_flight=in_flight.get(name, 0), pending=pending.get(name, 0)),
         })
     return result

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import itertools
 
-# One status's exact count, walking at most LIMIT index entries (params: status, limit).
-BOUNDED_STATUS_COUNT = "(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE status = %s LIMIT %s) AS s{i})"
-
-# One dependency's pending jobs, walking at most LIMIT entries of the (status, dependency) index
-# (params: status, dependency, limit).
-BOUNDED_DEPENDENCY_COUNT = (
-    "(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE status = %s AND dependency = %s LIMIT %s) AS d{i})"
-)
+# One group's exact count, walking at most LIMIT index entries (params: the WHERE's values, then
+# the limit): ``where`` is "status = %s" or "status = %s AND dependency = %s", backed by the
+# (status, dependency) index.
+BOUNDED_COUNT = "(SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {where} LIMIT %s) AS b{i})"
 
 # Several scalar subqueries in one round trip: one row, one column each.
 SELECT_ALL = "SELECT {columns}"

@@ -294,3 +294,22 @@ def test_flow_control_metrics_show_in_flight_the_allowance_the_limits_and_held_j
     assert m["resilient_jobs_held_by_rate"][billing] == 2 and m["resilient_jobs_held_by_limit"][billing] == 0
     assert m["resilient_dependency_allowance"][key(dependency="local")] == -1
     assert m["resilient_dependency_adaptive_limit"][billing] == -1
+
+
+@pytest.mark.django_db
+def test_a_scrape_counts_pending_jobs_once(client):
+    """The job gauge and the breakers' held jobs read one round trip of bounded counts between them
+    (the breakers reuse the gauge's pending counts), and no read groups the pending jobs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(3):
+        services.job_submit(kind="noop", dependency="default")
+    breakers.breaker_force_open(name="default", actor="t", reason="r")
+    with CaptureQueriesContext(connection) as queries:
+        m = scrape(client)
+    walks = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT (SELECT COUNT(*)")]
+    assert len(walks) == 1
+    assert not [q["sql"] for q in queries.captured_queries if "GROUP BY" in q["sql"] and "'pending'" in q["sql"]]
+    assert m["resilient_jobs"][key(status="pending", dependency="default")] == 3
+    assert m["resilient_jobs_held"][key(dependency="default")] == 3
