@@ -127,7 +127,7 @@ def _fill(finished: int, pending: int, prunable: int) -> float:
     return time.perf_counter() - started
 
 
-def _top_up(finished: int, pending: int, prunable: int) -> float:
+def _top_up(pending: int, prunable: int) -> float:
     """On a database a previous run filled (``--reuse``): put back the old jobs its prune deleted
     and the pending ones its drain claimed, so this run measures the same sizes."""
     from jobs.models import Job, JobStatus
@@ -185,7 +185,7 @@ def child(finished: int, pending: int, prunable: int, repeats: int, drain_second
     from jobs import services
 
     if reuse:
-        out: dict = {"reused": True, "top_up_seconds": round(_top_up(finished, pending, prunable), 1)}
+        out: dict = {"reused": True, "top_up_seconds": round(_top_up(pending, prunable), 1)}
     else:
         out = {"fill_seconds": round(_fill(finished, pending, prunable), 1)}
     with connection.cursor() as cur:
