@@ -100,9 +100,10 @@ def claims_take(
         limited = _limited(gates, now)
         if limited is not None and limited:
             # Every breaker admits, some dependency has a limit in force: one probe of their heads.
-            # Idle ones (the usual case: configured, unproven, no jobs) leave the one-UPDATE claim.
-            idle = not _heads(sorted(set(limited) - set(exclude_dependencies)), now)
-            limited = limited if idle else None
+            # Idle ones (the usual case: configured, unproven, no jobs) leave the one-UPDATE claim,
+            # and so do busy ones whose limits cannot bind in this claim (``_roomy``).
+            busy = sorted({name for _, _, name in _heads(sorted(set(limited) - set(exclude_dependencies)), now)})
+            limited = [name for name in limited if name not in busy] if _roomy(gates, busy, limit, now) else None
         if limited is not None:
             excluded = sorted({*exclude_dependencies, *limited})
             claims = [Claim(job=job) for job in _take_in_pop_order(worker_id, limit, excluded, now)]
@@ -135,6 +136,18 @@ def _limited(gates: Gates, now: datetime) -> list[str] | None:
         if breakers.flow.allowance(row, deps.get(name) or dependencies.Dependency(name=name), now).limited:
             limited.append(name)
     return limited
+
+
+def _roomy(gates: Gates, busy: list[str], limit: int, now: datetime) -> bool:
+    """Can none of the ``busy`` limited dependencies' limits bind in a claim of ``limit`` jobs?
+    True when each has room for all of them in flight and no rate limit (a rate limit starts one
+    call per claim). Measured under the breaker rows' lock (``_budgets``), which the one-UPDATE
+    claim then holds to its commit, so no concurrent claim spends the same room."""
+    if not busy:
+        return True
+    budgets = _budgets(gates, busy, now)
+    return all(name in budgets and budgets[name].rate is None
+               and (budgets[name].calls is None or budgets[name].calls >= limit) for name in busy)
 
 
 def _take_in_pop_order(worker_id: str, limit: int, exclude_dependencies: Collection[str], now: datetime) -> list[Job]:

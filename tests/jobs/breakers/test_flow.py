@@ -233,3 +233,26 @@ def test_waiting_for_names_the_limit_and_when_the_job_can_next_start():
         assert waiting["until"] == at(60).isoformat()
         assert take(5, now=30) == []
         assert [j.seq for j in take(5, now=60)] == [second.seq]
+
+
+def test_a_cap_with_room_for_the_whole_claim_takes_it_in_pop_order_in_one_statement():
+    """A limit that cannot bind costs the claim one look at its row, not a walk dependency by
+    dependency: the jobs of a capped and an uncapped dependency come out of ONE UPDATE."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with configure(max_concurrency=50):
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(probe_window=64)  # proven: only the cap limits
+        for _ in range(4):  # interleaved: svc, local, svc, local, ...
+            backlog(1)
+            backlog(1, dependency=dependencies.LOCAL)
+        with CaptureQueriesContext(connection) as ctx:
+            got = take(8)
+        assert [j.dependency for j in got] == [SVC, dependencies.LOCAL] * 4
+        updates = [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+        assert len(updates) == 1, updates
+        assert take(50) == []
+    with configure(max_concurrency=5):  # 4 in flight: room for one more, the cap binds
+        backlog(3)
+        assert len(take(8)) == 1
