@@ -21,6 +21,7 @@ claim (``jobs.queue.claim``) enforces them; ``transitions`` moves the row's ``pr
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -172,3 +173,30 @@ def adaptive_cut_due(limit: float, in_flight: int) -> bool:
 def adaptive_in_use(limit: float, in_flight: int) -> bool:
     """Is the limit in use: at least half of it in flight (counting the call just finished)?"""
     return (in_flight + 1) * 2 >= limit
+
+
+HEALTHY_ROUND = "healthy round"
+_HTTP_STATUS = re.compile(r"HTTP (\d{3}) ")
+
+
+def adaptive_cause(*, success: bool, error: str) -> str:
+    """Why the adaptive limit moved, in the words the card and the API show: "healthy round" for
+    growth; for a cut the counted failure's kind ("503 from downstream", "timeout", "slow call")."""
+    if success:
+        return HEALTHY_ROUND
+    if error.startswith("slow call"):
+        return "slow call"
+    if error.startswith("timeout"):
+        return "timeout"
+    status = _HTTP_STATUS.match(error)
+    if status:
+        return f"{status[1]} from downstream"
+    return "error calling downstream"
+
+
+def adaptive_change(row: Breaker) -> dict[str, Any] | None:
+    """The adaptive limit's last change in whole calls (``{at, from, to, cause}``), None before any."""
+    if row.adaptive_changed_at is None:
+        return None
+    return {"at": row.adaptive_changed_at.isoformat(), "from": math.floor(row.adaptive_change_from or 0),
+            "to": math.floor(row.adaptive_change_to or 0), "cause": row.adaptive_change_cause}

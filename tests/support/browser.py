@@ -51,15 +51,16 @@ def chromium_path() -> str:
     return path
 
 
-def serve_dashboard(tmp_path_factory) -> Iterator[dict]:
-    """A real embedded server (Daphne + one worker slot) on a free port with its own SQLite file."""
+def serve_dashboard(tmp_path_factory, **extra_env: str) -> Iterator[dict]:
+    """A real embedded server (Daphne + one worker slot) on a free port with its own SQLite file
+    (``extra_env``: more settings for it, e.g. ``RESILIENT_DEPENDENCIES``)."""
     var = tmp_path_factory.mktemp("dashboard-server")
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env.update(
         SECRET_KEY="browser-test-secret-key", DJANGO_SETTINGS_MODULE="resilient.settings", DEBUG="0",
         RESILIENT_VAR_DIR=str(var), RESILIENT_SHUTDOWN_GRACE="1", RESILIENT_POLL_INTERVAL="0.5",
         RESILIENT_WORKER_CONCURRENCY="1",  # a job that blocks the slot keeps the rest queued
-        PYTHONUNBUFFERED="1",
+        PYTHONUNBUFFERED="1", **extra_env,
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT, timeout=120)
