@@ -140,8 +140,8 @@ def _limited(gates: Gates, now: datetime) -> list[str] | None:
 
 def _roomy(gates: Gates, busy: list[str], limit: int, now: datetime) -> bool:
     """Can none of the ``busy`` limited dependencies' limits bind in a claim of ``limit`` jobs?
-    True when each has room for all of them in flight and no rate limit (a rate limit starts one
-    call per claim). Measured under the breaker rows' lock (``_budgets``), which the one-UPDATE
+    True when each has room for all of them in flight and no rate limit (a rate limit starts a
+    few calls per claim at most: ``flow.rate_starts``). Measured under the breaker rows' lock (``_budgets``), which the one-UPDATE
     claim then holds to its commit, so no concurrent claim spends the same room."""
     if not busy:
         return True
@@ -227,8 +227,8 @@ def _claim_by_dependency(
             budget = budgets.get(name, _FREE)
             want = limit - len(claims) if budget.calls is None else min(limit - len(claims), budget.calls)
             if budget.rate is not None:
-                want = 1
-                if not breakers.rate_take(row=budget.row, rate=budget.rate, now=now):
+                want = min(want, breakers.flow.rate_starts(budget.rate))
+                if not breakers.rate_take(row=budget.row, rate=budget.rate, now=now, starts=want):
                     budgets[name] = _Budget(calls=0)
                     continue
             bound = heads[index + 1] if index + 1 < len(heads) else None
@@ -241,7 +241,7 @@ def _claim_by_dependency(
                 if budget.calls is not None:
                     budgets[name] = _Budget(calls=budget.calls - len(jobs), row=budget.row, rate=budget.rate)
                 if budget.rate is not None:
-                    budgets[name] = _Budget(calls=0)  # one start per slot of the rate limit
+                    budgets[name] = _Budget(calls=0)  # the rate limit's slots are taken once per claim
                 break
         if not taken:
             break

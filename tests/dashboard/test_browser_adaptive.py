@@ -5,14 +5,11 @@ calling a real HTTP stub on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 
 import pytest
 
 from tests.support import browser as browser_support
-from tests.support.browser import ROOT, api_job, login, submit
+from tests.support.browser import api_job, login, second_worker, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,30 +31,18 @@ def test_the_card_shows_the_adaptive_limits_last_change_and_its_cause(browser, s
     card = page.locator('article[data-breaker="billing"]')
     expect(card.locator(".breaker-stats")).to_contain_text("Adaptive")
     expect(card.locator(".adaptive-change")).to_have_count(0)  # no change yet
-    # A worker process of its own (the server's one slot is taken); a live cap of 1 on local keeps
-    # it off the slot-blocking simulate jobs, so only the billing jobs reach it.
-    cap_local = server["api"].patch(f"{server['base']}/api/breakers/local/", json={"max_concurrency": 1, "reason": "t"})
-    assert cap_local.status_code == 200, cap_local.text
-    worker = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "runworker", "jobs"], cwd=ROOT,
-                              env={**server["env"], "RESILIENT_POLL_INTERVAL": "0.2"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with Downstream() as stub:
-            stub.set("/busy", status=503)
-            ok = submit(server, kind="http", dependency="billing", payload={"url": stub.url("/ok")}, max_attempts=1)
-            wait_until(lambda: api_job(server, ok["id"])["status"] == "succeeded", timeout=30,
-                       message=lambda: str(api_job(server, ok["id"])))
-            expect(card.locator(".adaptive-change")).to_contain_text("1 → 2: healthy round")
-            busy = submit(server, kind="http", dependency="billing", payload={"url": stub.url("/busy")},
-                          max_attempts=1)
-            wait_until(lambda: api_job(server, busy["id"])["status"] == "failed", timeout=30,
-                       message=lambda: str(api_job(server, busy["id"])))
-            expect(card.locator(".adaptive-change")).to_contain_text("2 → 1: 503 from downstream")
-            expect(card.locator(".breaker-stats")).to_contain_text("1 (1–16)")
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=20)
-        server["api"].patch(f"{server['base']}/api/breakers/local/", json={"reset": True, "reason": "t"})
+    with second_worker(server), Downstream() as stub:  # the server's one slot is taken
+        stub.set("/busy", status=503)
+        ok = submit(server, kind="http", dependency="billing", payload={"url": stub.url("/ok")}, max_attempts=1)
+        wait_until(lambda: api_job(server, ok["id"])["status"] == "succeeded", timeout=30,
+                   message=lambda: str(api_job(server, ok["id"])))
+        expect(card.locator(".adaptive-change")).to_contain_text("1 → 2: healthy round")
+        busy = submit(server, kind="http", dependency="billing", payload={"url": stub.url("/busy")},
+                      max_attempts=1)
+        wait_until(lambda: api_job(server, busy["id"])["status"] == "failed", timeout=30,
+                   message=lambda: str(api_job(server, busy["id"])))
+        expect(card.locator(".adaptive-change")).to_contain_text("2 → 1: 503 from downstream")
+        expect(card.locator(".breaker-stats")).to_contain_text("1 (1–16)")
     change = server["api"].get(f"{server['base']}/api/breakers/billing/").json()["flow"]["adaptive_change"]
     assert (change["from"], change["to"], change["cause"]) == (2, 1, "503 from downstream")
     assert card.locator("dd:has(.adaptive-change) time").get_attribute("datetime") == change["at"]

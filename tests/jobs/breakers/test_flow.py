@@ -303,3 +303,18 @@ def test_growth_is_a_change_only_when_the_limit_gains_a_whole_call():
         row = Breaker.objects.get(name=SVC)
         assert row.adaptive_limit > 5.2
         assert flow.adaptive_change(row)["at"] == at(1).isoformat(), "a fraction of a call is no change"
+
+
+def test_a_generous_rate_limit_starts_ten_milliseconds_of_its_calls_per_claim():
+    """1,000/s: one claim takes 10 slots at once (10 ms of them), the next claim at the same instant
+    none, and 10 ms later 10 more; 5/s stays one per claim (the one-second window's promise)."""
+    assert flow.rate_starts(dependencies.parse_rate("1000/s")) == 10
+    assert flow.rate_starts(dependencies.parse_rate("5/s")) == 1
+    assert flow.rate_starts(dependencies.parse_rate("100000/m")) == 16
+    with configure(rate_limit="1000/s"):
+        backlog(30)
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(probe_window=64)
+        assert len(take(20)) == 10
+        assert take(20) == []
+        assert len(take(20, now=0.01)) == 10
