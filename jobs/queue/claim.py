@@ -141,8 +141,9 @@ def _limited(gates: Gates, now: datetime) -> list[str] | None:
 def _roomy(gates: Gates, busy: list[str], limit: int, now: datetime) -> bool:
     """Can none of the ``busy`` limited dependencies' limits bind in a claim of ``limit`` jobs?
     True when each has room for all of them in flight and no rate limit (a rate limit starts a
-    few calls per claim at most: ``flow.rate_starts``). Measured under the breaker rows' lock (``_budgets``), which the one-UPDATE
-    claim then holds to its commit, so no concurrent claim spends the same room."""
+    few calls per claim at most: ``flow.rate_starts``). Measured under the breaker rows' lock
+    (``_budgets``), which the one-UPDATE claim then holds to its commit, so no concurrent claim
+    spends the same room."""
     if not busy:
         return True
     budgets = _budgets(gates, busy, now)
@@ -246,6 +247,11 @@ def _claim_by_dependency(
         if not taken:
             break
         claims += taken
+    if len(claims) < limit and any(b.contended for b in budgets.values()):
+        # Another claim held a limited dependency's row (PostgreSQL skips it): its budget is
+        # unknown, not spent. That claim commits in a moment; a wake-up then brings a worker back
+        # for the dependency's jobs instead of leaving them to the next poll.
+        notify.wake_workers_on_commit()
     claims.sort(key=lambda c: (-c.job.priority, c.job.seq))
     return claims
 
@@ -257,6 +263,7 @@ class _Budget:
     calls: int | None
     row: Any = None
     rate: dependencies.Rate | None = None
+    contended: bool = False  # its row was locked by another claim: no budget this time
 
 
 _FREE = _Budget(calls=None)
@@ -273,30 +280,20 @@ def _budgets(gates: Gates, names: list[str], now: datetime) -> dict[str, _Budget
     limited = sorted(name for name in names if breakers.flow.allowance(gates[name][1], dep(name), now).limited)
     if not limited:
         return {}
-    rows = breakers.breakers_lock(limited)
-    counts = _in_flight(sorted(rows), now)
+    locked = breakers.breakers_lock(limited, now=now)
     epoch = now.timestamp()
     budgets = {}
     for name in limited:
-        row = rows.get(name)
+        row, in_flight = locked.get(name, (None, 0))
         if row is None or breakers.decide(row, now) != breakers.Decision.ADMIT:
-            budgets[name] = _Budget(calls=0)
+            budgets[name] = _Budget(calls=0, contended=row is None)
             continue
         allowed = breakers.flow.allowance(row, dep(name), now)
-        calls = None if allowed.calls is None else max(0, allowed.calls - counts.get(name, 0))
+        calls = None if allowed.calls is None else max(0, allowed.calls - in_flight)
         if allowed.rate is not None and not breakers.flow.rate_admits(row, allowed.rate, epoch):
             calls = 0
         budgets[name] = _Budget(calls=calls, row=row, rate=allowed.rate)
     return budgets
-
-
-def _in_flight(names: list[str], now: datetime) -> dict[str, int]:
-    """Calls in flight per dependency: its running jobs with a live lease."""
-    if not names:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql.in_flight(dependencies=len(names)), [connection.ops.adapt_datetimefield_value(now), *names])
-        return dict(cursor.fetchall())
 
 
 def _take_trial(db: dialect.Dialect, name: str, seq: int, worker_id: str, now: datetime) -> list[Claim] | None:
