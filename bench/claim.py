@@ -139,7 +139,7 @@ def run(quick: bool, parts: tuple[str, ...] = ("claims", "drains"),
         databases: tuple[str, ...] = ("sqlite", "postgresql")) -> list[Row]:
     sizes = QUICK_SIZES if quick else FULL_SIZES
     claims = 200 if quick else 500
-    n, rounds = (1_000, 1) if quick else (10_000, 3)
+    n, rounds = (1_000, 1) if quick else (10_000, 5)
     rows: list[Row] = []
     parts_sqlite = parts if "sqlite" in databases else ()
     if "claims" in parts_sqlite:
