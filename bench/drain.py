@@ -69,9 +69,10 @@ def _case(bench_label: str, conn, n: int, start: Callable[[], list], timeout: fl
     return row
 
 
-def _worker(name: str, database_url: str, *, redis_url: str = "", serve: bool = False, slots: int = SLOTS):
+def _worker(name: str, database_url: str, *, redis_url: str = "", serve: bool = False, slots: int = SLOTS,
+            **extra: str):
     env = procs.child_env(database_url, redis_url=redis_url, RESILIENT_POLL_INTERVAL=POLL, LOG_LEVEL="INFO",
-                          RESILIENT_WORKER_CONCURRENCY=str(slots))
+                          RESILIENT_WORKER_CONCURRENCY=str(slots), **extra)
     if serve:
         args = ["manage.py", "serve", "--port", str(procs.free_port())]
     else:

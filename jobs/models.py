@@ -216,6 +216,12 @@ class Breaker(models.Model):
     probe_window = models.PositiveIntegerField(default=0)
     rate_tat = models.FloatField(null=True, blank=True)  # rate limit: GCRA theoretical arrival time, epoch s
     adaptive_limit = models.FloatField(null=True, blank=True)  # adaptive concurrency: the AIMD limit
+    # The adaptive limit's last change of whole calls, written by the UPDATE that moves it
+    # (``transitions._adapt``): when, from, to, and its cause ("503 from downstream", "healthy round").
+    adaptive_changed_at = models.DateTimeField(null=True, blank=True)
+    adaptive_change_from = models.FloatField(null=True, blank=True)
+    adaptive_change_to = models.FloatField(null=True, blank=True)
+    adaptive_change_cause = models.CharField(max_length=64, blank=True, default="")
     # Operators' live limits, each key present wins over the configured option (null = no limit):
     # max_concurrency, rate_limit, adaptive_min, adaptive_max.
     limits = models.JSONField(default=dict, blank=True)

@@ -106,12 +106,25 @@ class LimitsSerializer(serializers.Serializer):
     adaptive = serializers.DictField(allow_null=True, help_text="{min, max} of adaptive concurrency.")
 
 
+# "from" is a Python keyword, so this serializer is built with type() rather than a class body.
+AdaptiveChangeSerializer = type("AdaptiveChangeSerializer", (serializers.Serializer,), {
+    "at": serializers.DateTimeField(),
+    "from": serializers.IntegerField(help_text="The limit before, in whole calls."),
+    "to": serializers.IntegerField(help_text="The limit after, in whole calls."),
+    "cause": serializers.CharField(
+        help_text='Why: "healthy round" (growth), or the counted failure: "503 from downstream", "timeout", '
+                  '"slow call", "error calling downstream".'),
+})
+
+
 class FlowSerializer(LimitsSerializer):
     in_flight = serializers.IntegerField(help_text="Calls in flight now: running jobs with a live lease.")
     allowance = serializers.IntegerField(allow_null=True, help_text="Calls in flight allowed now (null: no limit).")
     allowance_reason = serializers.CharField(
         allow_null=True, help_text="The tightest limit: probing, slow_start, max_concurrency, adaptive_concurrency.")
     adaptive_limit = serializers.IntegerField(allow_null=True)
+    adaptive_change = AdaptiveChangeSerializer(
+        allow_null=True, help_text="The adaptive limit's last change of whole calls and why (null before any).")
     rate_next_start = serializers.DateTimeField(allow_null=True, help_text="Set while the rate limit holds jobs.")
     configured = LimitsSerializer()
     live = serializers.DictField(help_text="Operators' live limits (PATCH), each winning over the configured one.")

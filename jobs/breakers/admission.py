@@ -71,10 +71,10 @@ def breaker_admit(*, name: str, owner: str, job_seq: int | None = None, now: dat
     raise exc
 
 
-def rate_take(*, row: Breaker, rate: dependencies.Rate, now: datetime) -> bool:
-    """Take the rate limit's next start slot of ``row``'s dependency. One conditional UPDATE: of
-    two claims that read the same free slot, only one moves it on (exact across processes)."""
+def rate_take(*, row: Breaker, rate: dependencies.Rate, now: datetime, starts: int = 1) -> bool:
+    """Take the rate limit's next ``starts`` start slots of ``row``'s dependency. One conditional
+    UPDATE: of two claims that read the same free slot, only one moves it on (exact across processes)."""
     epoch = now.timestamp()
     with connection.cursor() as cursor:
-        cursor.execute(sql.RATE_TAKE, [flow.rate_next(row, rate, epoch), row.name, epoch])
+        cursor.execute(sql.RATE_TAKE, [flow.rate_next(row, rate, epoch, starts), row.name, epoch])
         return cursor.rowcount == 1

@@ -21,6 +21,7 @@ claim (``jobs.queue.claim``) enforces them; ``transitions`` moves the row's ``pr
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -130,9 +131,20 @@ def rate_admits(row: Breaker, rate: dependencies.Rate | None, now: float) -> boo
     return rate is None or row.rate_tat is None or row.rate_tat <= now
 
 
-def rate_next(row: Breaker, rate: dependencies.Rate, now: float) -> float:
-    """The theoretical arrival time after one more call starts at ``now``."""
-    return max(row.rate_tat or now, now) + rate.interval
+def rate_next(row: Breaker, rate: dependencies.Rate, now: float, starts: int = 1) -> float:
+    """The theoretical arrival time after ``starts`` more calls start at ``now``."""
+    return max(row.rate_tat or now, now) + starts * rate.interval
+
+
+# A rate limit lets one claim start this long's worth of its calls at once (at least one): a
+# generous limit (1,000/s: 10 at once) then costs a worker no trip to the database per job, and a
+# one-second window holds at most N + max(1, N / 100) starts. Below 200/s it is one per claim.
+RATE_BURST_SECONDS = 0.01
+
+
+def rate_starts(rate: dependencies.Rate) -> int:
+    """How many calls one claim may start at once under ``rate`` (its slots taken together)."""
+    return max(1, math.floor(rate.calls / rate.per_seconds * RATE_BURST_SECONDS))
 
 
 def window_after_success(row: Breaker, dep: dependencies.Dependency) -> int:
@@ -172,3 +184,30 @@ def adaptive_cut_due(limit: float, in_flight: int) -> bool:
 def adaptive_in_use(limit: float, in_flight: int) -> bool:
     """Is the limit in use: at least half of it in flight (counting the call just finished)?"""
     return (in_flight + 1) * 2 >= limit
+
+
+HEALTHY_ROUND = "healthy round"
+_HTTP_STATUS = re.compile(r"HTTP (\d{3}) ")
+
+
+def adaptive_cause(*, success: bool, error: str) -> str:
+    """Why the adaptive limit moved, in the words the card and the API show: "healthy round" for
+    growth; for a cut the counted failure's kind ("503 from downstream", "timeout", "slow call")."""
+    if success:
+        return HEALTHY_ROUND
+    if error.startswith("slow call"):
+        return "slow call"
+    if error.startswith("timeout"):
+        return "timeout"
+    status = _HTTP_STATUS.match(error)
+    if status:
+        return f"{status[1]} from downstream"
+    return "error calling downstream"
+
+
+def adaptive_change(row: Breaker) -> dict[str, Any] | None:
+    """The adaptive limit's last change in whole calls (``{at, from, to, cause}``), None before any."""
+    if row.adaptive_changed_at is None:
+        return None
+    return {"at": row.adaptive_changed_at.isoformat(), "from": math.floor(row.adaptive_change_from or 0),
+            "to": math.floor(row.adaptive_change_to or 0), "cause": row.adaptive_change_cause}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import DateTimeField, JSONField
 
 from jobs.dialect import Dialect
-from jobs.models import Breaker
+from jobs.models import Breaker, Job, JobStatus
 
 # The columns of a Breaker row, in the order the statements below select them.
 BREAKER_FIELDS = Breaker._meta.concrete_fields
@@ -14,18 +14,28 @@ BREAKER_IS_DATETIME = [isinstance(f, DateTimeField) for f in BREAKER_FIELDS]
 BREAKER_IS_JSON = [isinstance(f, JSONField) for f in BREAKER_FIELDS]
 
 # Every breaker row, every column: the claim path's one breaker read (``store.breakers_all``).
-BREAKERS_SELECT_ALL = f"SELECT {', '.join(f.column for f in BREAKER_FIELDS)} FROM {Breaker._meta.db_table}"  # noqa: S608 - constants
+BREAKER_COLUMNS = ", ".join(f.column for f in BREAKER_FIELDS)
+BREAKERS_SELECT_ALL = f"SELECT {BREAKER_COLUMNS} FROM {Breaker._meta.db_table}"  # noqa: S608 - constants
 
 
 def breakers_lock(dialect: Dialect, *, count: int) -> str:
-    """The rows of ``count`` named breakers, locked for the claim's transaction, skipping rows
-    another claim holds (PostgreSQL; SQLite's IMMEDIATE transaction already serialises claims).
+    """The rows of ``count`` named breakers and each one's calls in flight (a last column), locked
+    for the claim's transaction, skipping rows another claim holds (PostgreSQL; SQLite's IMMEDIATE
+    transaction already serialises claims).
 
-    Parameters: the names. Flow control counts a dependency's calls in flight and takes its
+    Parameters: now, then the names. Calls in flight are running jobs whose lease is live at now:
+    a dead worker's calls stop counting when its lease expires, so a crash never holds a slot for
+    longer than the lease (``job_status_dependency``). Flow control counts them and takes its
     rate-limit slot under this lock, so two workers never both spend the last free slot."""
+    table = Breaker._meta.db_table
+    jobs = Job._meta.db_table
+    in_flight = (
+        f"(SELECT COUNT(*) FROM {jobs} WHERE {jobs}.status = '{JobStatus.RUNNING.value}' "  # noqa: S608 - constants
+        f"AND {jobs}.lease_expires_at > %s AND {jobs}.dependency = {table}.name)"
+    )
     return (
-        f"{BREAKERS_SELECT_ALL} WHERE name IN ({', '.join(['%s'] * count)})"
-        f"{dialect.lock_clause(skip_locked=True)}"
+        f"SELECT {BREAKER_COLUMNS}, {in_flight} FROM {table} "  # noqa: S608 - constants
+        f"WHERE name IN ({', '.join(['%s'] * count)}){dialect.lock_clause(skip_locked=True)}"
     )
 
 

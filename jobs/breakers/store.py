@@ -56,21 +56,28 @@ def breakers_all() -> list[Breaker]:
     return _rows(sql.BREAKERS_SELECT_ALL, [])
 
 
-def breakers_lock(names: list[str]) -> dict[str, Breaker]:
-    """The rows of ``names`` as they are now, locked until the transaction ends; a row another
-    transaction holds is left out (its dependency admits nothing more in this claim)."""
+def breakers_lock(names: list[str], *, now: datetime) -> dict[str, tuple[Breaker, int]]:
+    """The rows of ``names`` as they are now with their calls in flight at ``now``, in one
+    statement, locked until the transaction ends; a row another transaction holds is left out
+    (its dependency admits nothing more in this claim)."""
     if not names:
         return {}
-    rows = _rows(sql.breakers_lock(dialect.current(), count=len(names)), list(names))
-    return {row.name: row for row in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(sql.breakers_lock(dialect.current(), count=len(names)),
+                       [connection.ops.adapt_datetimefield_value(now), *names])
+        rows = cursor.fetchall()
+    return {row.name: (row, in_flight) for row, in_flight in ((_row(r[:-1]), r[-1]) for r in rows)}
 
 
 def _rows(statement: str, params: list[Any]) -> list[Breaker]:
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         rows = cursor.fetchall()
-    return [Breaker.from_db(connection.alias, sql.BREAKER_ATTNAMES, [_value(v, i) for i, v in enumerate(row)])
-            for row in rows]
+    return [_row(row) for row in rows]
+
+
+def _row(values: tuple[Any, ...]) -> Breaker:
+    return Breaker.from_db(connection.alias, sql.BREAKER_ATTNAMES, [_value(v, i) for i, v in enumerate(values)])
 
 
 def _value(value: Any, index: int) -> Any:
@@ -96,6 +103,6 @@ def _aware(value: Any) -> datetime | None:
 def jobs_in_flight(*, now: datetime, dependency: str | None = None) -> QuerySet[Job]:
     """The calls in flight flow control counts: running jobs whose lease is live at ``now`` (a
     dead worker's calls stop counting when its lease expires). The claim says the same in SQL
-    (``jobs.queue.sql.in_flight``)."""
+    (``jobs.breakers.sql.breakers_lock``)."""
     running = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__gt=now)
     return running if dependency is None else running.filter(dependency=dependency)

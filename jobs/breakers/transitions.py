@@ -12,10 +12,12 @@ import logging
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models import Case, F, Value, When
+from django.db.models.functions import Coalesce, Floor, Greatest, Least
+from django.db.models.lookups import GreaterThan, LessThan
 from django.utils import timezone
 
 from jobs import dependencies, notify
@@ -55,15 +57,16 @@ def breaker_record(
         done = _apply(row, dep, outcome, admission, now=now, duration=duration, error=error, job_id=job_id,
                       retry_after=retry_after, actor=actor, rand=rand)
         if done:
-            _adapt(row, dep, outcome, now=now)
+            _adapt(row, dep, outcome, now=now, error=error)
             return outcome
     log.warning("breaker %s: outcome %s lost 5 races in a row; dropped", name, outcome.value)
     return outcome
 
 
-def _adapt(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, *, now: datetime) -> None:
+def _adapt(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, *, now: datetime, error: str) -> None:
     """Adaptive concurrency (AIMD, ``flow``): one UPDATE computed in SQL from the stored limit, so
-    concurrent workers' outcomes all count and none is lost."""
+    concurrent workers' outcomes all count and none is lost. When the limit crosses a whole number
+    of calls the same UPDATE keeps the change (when, from, to, why): no extra statement."""
     bounds = flow.limits(row, dep).adaptive
     if bounds is None or outcome == rules.Outcome.NEUTRAL:
         return
@@ -74,11 +77,24 @@ def _adapt(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, *
         if not flow.adaptive_cut_due(limit, in_flight):
             return
         new = Greatest(Value(float(bounds.min)), current * Value(flow.ADAPTIVE_BACKOFF))
+        crossed = LessThan(Floor(new), Floor(current))
     else:
         if not flow.adaptive_in_use(limit, in_flight):
             return
         new = Least(Value(float(bounds.max)), current + Value(1.0) / current)
-    Breaker.objects.filter(name=row.name).update(adaptive_limit=new)
+        crossed = GreaterThan(Floor(new), Floor(current))
+    cause = flow.adaptive_cause(success=outcome == rules.Outcome.SUCCESS, error=error)
+
+    def if_crossed(value: Any, field: str) -> Case:
+        return Case(When(crossed, then=value), default=F(field))
+
+    Breaker.objects.filter(name=row.name).update(
+        adaptive_limit=new,
+        adaptive_changed_at=if_crossed(Value(now), "adaptive_changed_at"),
+        adaptive_change_from=if_crossed(current, "adaptive_change_from"),
+        adaptive_change_to=if_crossed(new, "adaptive_change_to"),
+        adaptive_change_cause=if_crossed(Value(cause), "adaptive_change_cause"),
+    )
 
 
 def _apply(row: Breaker, dep: dependencies.Dependency, outcome: rules.Outcome, admission: rules.Admission | None, *,

@@ -13,7 +13,7 @@ import hmac
 import logging
 import os
 from collections.abc import Callable, Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
 from django.http import Http404, HttpResponse
@@ -136,9 +136,18 @@ def breaker_families(*, pending: dict[str, int] | None = None) -> Iterable[Metri
             "resilient_jobs_held_by_rate",
             "Pending jobs waiting for their dependency's rate limit to allow the next start.", labels=["dependency"]),
     }
+    adaptive_change = GaugeMetricFamily(
+        "resilient_dependency_adaptive_change_timestamp_seconds",
+        "When the adaptive limit last changed by a whole call (Unix time), labelled with why: \"healthy round\", "
+        "\"503 from downstream\", \"timeout\", \"slow call\", \"error calling downstream\".",
+        labels=["dependency", "cause"])
     for b in snapshot:
         name = b["dependency"]
         f = b["flow"]
+        if f["adaptive_change"]:
+            change = f["adaptive_change"]
+            at = datetime.fromisoformat(change["at"]).timestamp()
+            adaptive_change.add_metric([name, change["cause"]], at)
         rate = dependencies.parse_rate(f["rate_limit"]) if f["rate_limit"] else None
         values = {"in_flight": f["in_flight"], "allowance": f["allowance"], "max_concurrency": f["max_concurrency"],
                   "rate": rate.calls / rate.per_seconds if rate else None, "adaptive_limit": f["adaptive_limit"],
@@ -155,7 +164,7 @@ def breaker_families(*, pending: dict[str, int] | None = None) -> Iterable[Metri
         held.add_metric([name], b["held"])
         for kind in selectors.TRANSITION_KINDS:
             transitions.add_metric([name, kind], b["transitions"].get(kind, 0))
-    return [state, automatic, override, failures, threshold, held, transitions, *flow.values()]
+    return [state, automatic, override, failures, threshold, held, transitions, *flow.values(), adaptive_change]
 
 
 class DatabaseCollector(Collector):

@@ -100,9 +100,10 @@ def claims_take(
         limited = _limited(gates, now)
         if limited is not None and limited:
             # Every breaker admits, some dependency has a limit in force: one probe of their heads.
-            # Idle ones (the usual case: configured, unproven, no jobs) leave the one-UPDATE claim.
-            idle = not _heads(sorted(set(limited) - set(exclude_dependencies)), now)
-            limited = limited if idle else None
+            # Idle ones (the usual case: configured, unproven, no jobs) leave the one-UPDATE claim,
+            # and so do busy ones whose limits cannot bind in this claim (``_roomy``).
+            busy = sorted({name for _, _, name in _heads(sorted(set(limited) - set(exclude_dependencies)), now)})
+            limited = [name for name in limited if name not in busy] if _roomy(gates, busy, limit, now) else None
         if limited is not None:
             excluded = sorted({*exclude_dependencies, *limited})
             claims = [Claim(job=job) for job in _take_in_pop_order(worker_id, limit, excluded, now)]
@@ -135,6 +136,19 @@ def _limited(gates: Gates, now: datetime) -> list[str] | None:
         if breakers.flow.allowance(row, deps.get(name) or dependencies.Dependency(name=name), now).limited:
             limited.append(name)
     return limited
+
+
+def _roomy(gates: Gates, busy: list[str], limit: int, now: datetime) -> bool:
+    """Can none of the ``busy`` limited dependencies' limits bind in a claim of ``limit`` jobs?
+    True when each has room for all of them in flight and no rate limit (a rate limit starts a
+    few calls per claim at most: ``flow.rate_starts``). Measured under the breaker rows' lock
+    (``_budgets``), which the one-UPDATE claim then holds to its commit, so no concurrent claim
+    spends the same room."""
+    if not busy:
+        return True
+    budgets = _budgets(gates, busy, now)
+    return all(name in budgets and budgets[name].rate is None
+               and (budgets[name].calls is None or budgets[name].calls >= limit) for name in busy)
 
 
 def _take_in_pop_order(worker_id: str, limit: int, exclude_dependencies: Collection[str], now: datetime) -> list[Job]:
@@ -214,8 +228,8 @@ def _claim_by_dependency(
             budget = budgets.get(name, _FREE)
             want = limit - len(claims) if budget.calls is None else min(limit - len(claims), budget.calls)
             if budget.rate is not None:
-                want = 1
-                if not breakers.rate_take(row=budget.row, rate=budget.rate, now=now):
+                want = min(want, breakers.flow.rate_starts(budget.rate))
+                if not breakers.rate_take(row=budget.row, rate=budget.rate, now=now, starts=want):
                     budgets[name] = _Budget(calls=0)
                     continue
             bound = heads[index + 1] if index + 1 < len(heads) else None
@@ -228,11 +242,16 @@ def _claim_by_dependency(
                 if budget.calls is not None:
                     budgets[name] = _Budget(calls=budget.calls - len(jobs), row=budget.row, rate=budget.rate)
                 if budget.rate is not None:
-                    budgets[name] = _Budget(calls=0)  # one start per slot of the rate limit
+                    budgets[name] = _Budget(calls=0)  # the rate limit's slots are taken once per claim
                 break
         if not taken:
             break
         claims += taken
+    if len(claims) < limit and any(b.contended for b in budgets.values()):
+        # Another claim held a limited dependency's row (PostgreSQL skips it): its budget is
+        # unknown, not spent. That claim commits in a moment; a wake-up then brings a worker back
+        # for the dependency's jobs instead of leaving them to the next poll.
+        notify.wake_workers_on_commit()
     claims.sort(key=lambda c: (-c.job.priority, c.job.seq))
     return claims
 
@@ -244,6 +263,7 @@ class _Budget:
     calls: int | None
     row: Any = None
     rate: dependencies.Rate | None = None
+    contended: bool = False  # its row was locked by another claim: no budget this time
 
 
 _FREE = _Budget(calls=None)
@@ -260,30 +280,20 @@ def _budgets(gates: Gates, names: list[str], now: datetime) -> dict[str, _Budget
     limited = sorted(name for name in names if breakers.flow.allowance(gates[name][1], dep(name), now).limited)
     if not limited:
         return {}
-    rows = breakers.breakers_lock(limited)
-    counts = _in_flight(sorted(rows), now)
+    locked = breakers.breakers_lock(limited, now=now)
     epoch = now.timestamp()
     budgets = {}
     for name in limited:
-        row = rows.get(name)
+        row, in_flight = locked.get(name, (None, 0))
         if row is None or breakers.decide(row, now) != breakers.Decision.ADMIT:
-            budgets[name] = _Budget(calls=0)
+            budgets[name] = _Budget(calls=0, contended=row is None)
             continue
         allowed = breakers.flow.allowance(row, dep(name), now)
-        calls = None if allowed.calls is None else max(0, allowed.calls - counts.get(name, 0))
+        calls = None if allowed.calls is None else max(0, allowed.calls - in_flight)
         if allowed.rate is not None and not breakers.flow.rate_admits(row, allowed.rate, epoch):
             calls = 0
         budgets[name] = _Budget(calls=calls, row=row, rate=allowed.rate)
     return budgets
-
-
-def _in_flight(names: list[str], now: datetime) -> dict[str, int]:
-    """Calls in flight per dependency: its running jobs with a live lease."""
-    if not names:
-        return {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql.in_flight(dependencies=len(names)), [connection.ops.adapt_datetimefield_value(now), *names])
-        return dict(cursor.fetchall())
 
 
 def _take_trial(db: dialect.Dialect, name: str, seq: int, worker_id: str, now: datetime) -> list[Claim] | None:

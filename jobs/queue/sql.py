@@ -121,14 +121,3 @@ def dependency_run(dialect: Dialect, *, bounded: bool) -> str:
         f"SELECT seq FROM {TABLE} {dialect.index_hint(POP_ORDER_BY_DEPENDENCY_INDEX)}WHERE {where} "  # noqa: S608
         f"ORDER BY priority DESC, seq LIMIT %s{dialect.lock_clause(skip_locked=True)}"
     ))
-
-
-def in_flight(*, dependencies: int) -> str:
-    """(dependency, calls in flight) for ``dependencies`` names: running jobs whose lease is live.
-
-    Parameters: now, the names. A dead worker's calls stop counting when its lease expires, so
-    a crash never holds a slot for longer than the lease (``job_status_dependency``)."""
-    return (
-        f"SELECT dependency, COUNT(*) FROM {TABLE} WHERE status = '{RUNNING}' "  # noqa: S608 - constants
-        f"AND lease_expires_at > %s AND dependency IN ({placeholders(dependencies)}) GROUP BY dependency"
-    )

@@ -70,6 +70,7 @@ def breaker_flow(*, row: Breaker, now: datetime, in_flight: int, pending: int) -
         "allowance_reason": allowed.why or None,
         **breakers.limits_view(in_force),
         "adaptive_limit": breakers.flow.adaptive_limit(row, in_force.adaptive) if in_force.adaptive else None,
+        "adaptive_change": breakers.flow.adaptive_change(row) if in_force.adaptive else None,
         "rate_next_start": datetime.fromtimestamp(row.rate_tat, UTC).isoformat() if rate_held else None,
         "configured": breakers.limits_view(breakers.flow.limits(None, dep)),
         "live": row.limits or {},

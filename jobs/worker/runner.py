@@ -172,8 +172,10 @@ class JobRunner:
             if finished or free:
                 wakes = self._wakes
                 claimed = await self._trip(finished, free)
-                if free and len(claimed) < free and self._wakes == wakes:
+                if free and not claimed and self._wakes == wakes:
                     self._woken = False  # the queue had no more for us: wait for a wake-up or the poll
+                # A claim cut short is asked again at once: a limit that held it back (a rate
+                # limit starts a few calls per claim at most) may admit more now; an empty answer waits.
                 for claim in claimed:
                     self._start(claim)
             if self.stopping and not self._running and not self._finished:

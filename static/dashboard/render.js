@@ -279,6 +279,12 @@ function flowStats(f) {
   const stats = [stat('In flight', el('span', { class: 'in-flight', text: `${f.in_flight} / ${allowance}` })),
     stat('Cap', f.max_concurrency ?? '—'), stat('Rate', f.rate_limit ?? '—')];
   if (f.adaptive_limit !== null) stats.push(stat('Adaptive', `${f.adaptive_limit} (${f.adaptive.min}–${f.adaptive.max})`));
+  const change = f.adaptive_change;
+  if (change) {
+    // Why the adaptive limit last moved: "8 → 4: 503 from downstream, 12s ago".
+    stats.push(stat('Last change', el('span', { class: 'adaptive-change', text: `${change.from} → ${change.to}: ${change.cause}, ` }),
+      countdown(change.at)));
+  }
   return stats;
 }
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,10 +14,10 @@ from tests.support.browser import (
     ARTIFACTS,
     LIVE,
     PASSWORDS,
-    ROOT,
     api_job,
     http_job,
     login,
+    second_worker,
     serve_dashboard,
     submit,
 )
@@ -333,34 +330,22 @@ def test_a_limits_change_from_the_card_is_honoured_by_the_running_worker(browser
     dialog.get_by_role("button", name="Apply to default").click()
     expect(dialog).to_be_hidden()
     expect(card.locator(".breaker-stats")).to_contain_text("1/h")
-    # A second worker process on the server's database; a live cap of 1 on local keeps it off the
-    # slot-blocking simulate jobs (one runs in the server) so only our http jobs reach it.
-    cap_local = server["api"].patch(f"{server['base']}/api/breakers/local/", json={"max_concurrency": 1, "reason": "t"})
-    assert cap_local.status_code == 200, cap_local.text
-    worker = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "runworker", "jobs"], cwd=ROOT,
-                              env={**server["env"], "RESILIENT_POLL_INTERVAL": "0.2"},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with Downstream() as stub:
-            first = submit(server, kind="http", dependency="default", payload={"url": stub.url("/a")}, priority=90)
-            second = submit(server, kind="http", dependency="default", payload={"url": stub.url("/b")}, priority=90)
-            wait_until(lambda: api_job(server, first["id"])["status"] == "succeeded", timeout=30,
-                       message=lambda: str(api_job(server, first["id"])))
-            time.sleep(1.5)  # a few polls of the worker: the second must still wait for the rate limit
-            waiting = api_job(server, second["id"])
-            assert waiting["status"] == "pending" and waiting["attempts"] == 0
-            assert waiting["waiting_for"]["reason"] == "rate_limit" and waiting["waiting_for"]["rate_limit"] == "1/h"
-            assert [c.path for c in stub.calls] == ["/a"]
-            card.get_by_role("button", name="Limits of default").click()
-            page.get_by_label("Back to configured").check()
-            page.get_by_label("Why the limits change").fill("recovered")
-            dialog.get_by_role("button", name="Apply to default").click()
-            expect(dialog).to_be_hidden()
-            wait_until(lambda: api_job(server, second["id"])["status"] == "succeeded", timeout=30)
-    finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(timeout=20)
-        server["api"].patch(f"{server['base']}/api/breakers/local/", json={"reset": True, "reason": "t"})
+    with second_worker(server), Downstream() as stub:
+        first = submit(server, kind="http", dependency="default", payload={"url": stub.url("/a")}, priority=90)
+        second = submit(server, kind="http", dependency="default", payload={"url": stub.url("/b")}, priority=90)
+        wait_until(lambda: api_job(server, first["id"])["status"] == "succeeded", timeout=30,
+                   message=lambda: str(api_job(server, first["id"])))
+        time.sleep(1.5)  # a few polls of the worker: the second must still wait for the rate limit
+        waiting = api_job(server, second["id"])
+        assert waiting["status"] == "pending" and waiting["attempts"] == 0
+        assert waiting["waiting_for"]["reason"] == "rate_limit" and waiting["waiting_for"]["rate_limit"] == "1/h"
+        assert [c.path for c in stub.calls] == ["/a"]
+        card.get_by_role("button", name="Limits of default").click()
+        page.get_by_label("Back to configured").check()
+        page.get_by_label("Why the limits change").fill("recovered")
+        dialog.get_by_role("button", name="Apply to default").click()
+        expect(dialog).to_be_hidden()
+        wait_until(lambda: api_job(server, second["id"])["status"] == "succeeded", timeout=30)
     events = [e for e in api_breaker(server, "default")["events"] if e["kind"] == "limits_changed"]
     assert [e["reason"] for e in events][:2] == ["recovered", "downstream struggling"]
     assert not page.js_errors

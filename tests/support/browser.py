@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,24 @@ def serve_dashboard(tmp_path_factory, *, occupy: bool = True, **extra_env: str) 
             proc.kill()
             proc.wait()
         log.close()
+
+
+@contextmanager
+def second_worker(server) -> Iterator[subprocess.Popen]:
+    """A ``runworker`` process of its own on the server's database (the server's one slot is taken
+    by the blocking simulate jobs); a live cap of 1 on local keeps it off those, so only the
+    tests' own jobs on other dependencies reach it. Stopped, and local's cap lifted, on exit."""
+    cap_local = server["api"].patch(f"{server['base']}/api/breakers/local/", json={"max_concurrency": 1, "reason": "t"})
+    assert cap_local.status_code == 200, cap_local.text
+    worker = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "runworker", "jobs"], cwd=ROOT,
+                              env={**server["env"], "RESILIENT_POLL_INTERVAL": "0.2"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield worker
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=20)
+        server["api"].patch(f"{server['base']}/api/breakers/local/", json={"reset": True, "reason": "t"})
 
 
 def launch_browser() -> Iterator:

@@ -95,3 +95,18 @@ def test_the_change_needs_the_override_permission(api, readonly_api, staff_reado
     staff_readonly.user_permissions.add(Permission.objects.get(codename="override_breaker"))
     assert patch(readonly_api, body, name="default").status_code == 200
     assert patch(operator_api, body, name="nope").status_code == 404
+
+
+@override_settings(RESILIENT=CONFIG)
+def test_the_flow_block_says_why_the_adaptive_limit_last_changed(operator_api):
+    from jobs import breakers
+
+    assert operator_api.get("/api/breakers/billing/").json()["flow"]["adaptive_change"] is None
+    Breaker.objects.filter(name="billing").update(adaptive_limit=6.0)
+    breakers.breaker_record(name="billing", outcome=breakers.Outcome.FAILURE,
+                            error="timeout calling http://billing.internal/x: ReadTimeout")
+    flow = operator_api.get("/api/breakers/billing/").json()["flow"]
+    assert flow["adaptive_limit"] == 3
+    change = flow["adaptive_change"]
+    assert (change["from"], change["to"], change["cause"]) == (6, 3, "timeout") and change["at"]
+    assert operator_api.get("/api/breakers/search/").json()["flow"]["adaptive_change"] is None, "not adaptive"

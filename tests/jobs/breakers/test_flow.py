@@ -242,3 +242,88 @@ def test_waiting_for_names_the_limit_and_when_the_job_can_next_start():
         assert waiting["until"] == at(60).isoformat()
         assert take(5, now=30) == []
         assert [j.seq for j in take(5, now=60)] == [second.seq]
+
+
+def test_a_cap_with_room_for_the_whole_claim_takes_it_in_pop_order_in_one_statement():
+    """A limit that cannot bind costs the claim one look at its row, not a walk dependency by
+    dependency: the jobs of a capped and an uncapped dependency come out of ONE UPDATE."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with configure(max_concurrency=50):
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(probe_window=64)  # proven: only the cap limits
+        for _ in range(4):  # interleaved: svc, local, svc, local, ...
+            backlog(1)
+            backlog(1, dependency=dependencies.LOCAL)
+        with CaptureQueriesContext(connection) as ctx:
+            got = take(8)
+        assert [j.dependency for j in got] == [SVC, dependencies.LOCAL] * 4
+        updates = [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+        assert len(updates) == 1, updates
+        assert take(50) == []
+    with configure(max_concurrency=5):  # 4 in flight: room for one more, the cap binds
+        backlog(3)
+        assert len(take(8)) == 1
+
+
+@pytest.mark.parametrize(("success", "error", "cause"), [
+    (True, "", "healthy round"),
+    (False, "HTTP 503 from http://127.0.0.1:1/w", "503 from downstream"),
+    (False, "HTTP 429 from http://127.0.0.1:1/w", "429 from downstream"),
+    (False, "timeout calling http://127.0.0.1:1/w: ReadTimeout", "timeout"),
+    (False, "slow call: 1.500s > slow_call_seconds 1s", "slow call"),
+    (False, "error calling http://127.0.0.1:1/w: ConnectionError: refused", "error calling downstream"),
+])
+def test_the_adaptive_limits_cause_names_what_moved_it(success, error, cause):
+    assert flow.adaptive_cause(success=success, error=error) == cause
+
+
+ADAPTIVE = {"concurrency": {"mode": "adaptive", "min": 1, "max": 30}, "slow_call_seconds": 1.0}
+
+
+def test_an_adaptive_cut_keeps_when_from_what_to_what_and_why():
+    with configure(**ADAPTIVE):
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(adaptive_limit=8.0, probe_window=64)
+        assert flow.adaptive_change(Breaker.objects.get(name=SVC)) is None, "no change before the first"
+        breakers.breaker_record(name=SVC, outcome=Outcome.FAILURE, error="HTTP 503 from http://127.0.0.1:1/w",
+                                now=at(5))
+        row = Breaker.objects.get(name=SVC)
+        assert row.adaptive_limit == 4.0
+        assert flow.adaptive_change(row) == {"at": at(5).isoformat(), "from": 8, "to": 4,
+                                             "cause": "503 from downstream"}
+        breakers.breaker_record(name=SVC, outcome=Outcome.SUCCESS, duration=1.5, now=at(6))  # slow: a failure
+        assert flow.adaptive_change(Breaker.objects.get(name=SVC)) == {
+            "at": at(6).isoformat(), "from": 4, "to": 2, "cause": "slow call"}
+
+
+def test_growth_is_a_change_only_when_the_limit_gains_a_whole_call():
+    with configure(**ADAPTIVE):
+        backlog(5)
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(adaptive_limit=4.9, probe_window=64)
+        running = take(5)
+        assert len(running) == 4, "the limit in whole calls: 4"
+        succeed(running.pop(), now=1)  # 4.9 + 1/4.9 = 5.10: a fifth call
+        row = Breaker.objects.get(name=SVC)
+        assert flow.adaptive_change(row) == {"at": at(1).isoformat(), "from": 4, "to": 5, "cause": "healthy round"}
+        succeed(running.pop(), now=2)  # 5.10 + 1/5.10 = 5.30: still five
+        row = Breaker.objects.get(name=SVC)
+        assert row.adaptive_limit > 5.2
+        assert flow.adaptive_change(row)["at"] == at(1).isoformat(), "a fraction of a call is no change"
+
+
+def test_a_generous_rate_limit_starts_ten_milliseconds_of_its_calls_per_claim():
+    """1,000/s: one claim takes 10 slots at once (10 ms of them), the next claim at the same instant
+    none, and 10 ms later 10 more; 5/s stays one per claim (the one-second window's promise)."""
+    assert flow.rate_starts(dependencies.parse_rate("1000/s")) == 10
+    assert flow.rate_starts(dependencies.parse_rate("5/s")) == 1
+    assert flow.rate_starts(dependencies.parse_rate("100000/m")) == 16
+    with configure(rate_limit="1000/s"):
+        backlog(30)
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(probe_window=64)
+        assert len(take(20)) == 10
+        assert take(20) == []
+        assert len(take(20, now=0.01)) == 10

@@ -150,3 +150,14 @@ def test_a_success_that_lifts_the_probe_limit_wakes_the_workers_it_held(stub, wo
                timeout=25, message="the drain to finish before the first poll")
     assert time.monotonic() - started < 25
     assert len(stub.calls) == 30
+
+
+def test_a_rate_limit_that_never_binds_does_not_hold_a_worker_to_one_job_per_poll(workers):
+    """A rate limit starts one call per claim; a claim it cut short is asked again at once rather
+    than waiting for the next poll (30 s here), so a generous limit costs trips, not the drain."""
+    jobs = [services.job_submit(kind="noop", payload={})[0] for _ in range(40)]
+    started = time.monotonic()
+    workers(1, RESILIENT_POLL_INTERVAL="30",
+            RESILIENT_DEPENDENCIES=json.dumps({"local": {"rate_limit": "100000/s"}}))
+    wait_until(lambda: statuses(jobs) == {JobStatus.SUCCEEDED}, timeout=25, message="the jobs to drain")
+    assert time.monotonic() - started < 25

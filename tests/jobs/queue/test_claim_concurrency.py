@@ -140,3 +140,27 @@ def test_the_claim_query_is_an_index_scan_of_job_pop_order(postgres):
         assert "Index Scan using job_pop_order on jobs_job" in plan, plan
         assert "Seq Scan" not in plan and "Sort" not in plan, plan
         assert "LockRows" in plan and "Limit" in plan, plan
+
+
+def test_a_claim_that_finds_a_limited_dependencys_row_locked_wakes_a_worker_after_its_commit(
+        postgres, django_capture_on_commit_callbacks):
+    """Another claim holds a limited dependency's breaker row (SKIP LOCKED passes it by): this claim
+    takes none of its jobs, and its commit wakes a worker for them instead of leaving them to the
+    next poll (1 s by default)."""
+    import psycopg
+    from django.db import transaction
+    from django.test import override_settings
+
+    from jobs import breakers, notify, services
+
+    with override_settings(RESILIENT={"DEPENDENCIES": {"svc": {"max_concurrency": 5}}}):
+        services.job_submit(kind="noop", dependency="svc")
+        breakers.breakers_ensure()
+        with psycopg.connect(database_url()) as other:
+            other.execute("SELECT name FROM jobs_breaker WHERE name = 'svc' FOR UPDATE")  # a claim in progress
+            with transaction.atomic(), django_capture_on_commit_callbacks() as callbacks:
+                assert queue.jobs_claim(worker_id="w", limit=10) == []
+            assert notify._send_wake in callbacks
+        with transaction.atomic(), django_capture_on_commit_callbacks() as callbacks:  # the row is free again
+            assert len(queue.jobs_claim(worker_id="w", limit=10)) == 1
+        assert notify._send_wake not in callbacks
