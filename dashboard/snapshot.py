@@ -22,7 +22,7 @@ EVENTS_LIMIT = 50
 
 
 def _held_counts(names: list[str], *, limit: int = EXACT_LIMIT) -> dict[str, selectors.Bounded]:
-    """Held jobs of the rejecting breakers: (count, "exact" | "estimate" | "at_least").
+    """Held jobs of these dependencies: (count, "exact" | "estimate" | "at_least").
 
     One round trip of bounded counts (at most ``limit`` + 1 index entries each), so a
     backlog of a million held jobs costs what 10,001 cost; above that PostgreSQL's planner
@@ -31,9 +31,12 @@ def _held_counts(names: list[str], *, limit: int = EXACT_LIMIT) -> dict[str, sel
 
 
 def _breakers(rows: dict[str, Breaker], now, *, held_limit: int = EXACT_LIMIT) -> list[dict[str, Any]]:
-    rejecting = [name for name, row in rows.items() if breakers.decide(row, now) != breakers.Decision.ADMIT]
-    held = _held_counts(rejecting, limit=held_limit)
     in_flight = selectors.in_flight_by_dependency(now=now)  # flow control's calls in flight
+    # Jobs are held by a rejecting breaker, or by flow control (a full allowance, a rate limit's
+    # next start): only those dependencies' pending jobs are counted.
+    holding = [name for name, row in rows.items() if breakers.decide(row, now) != breakers.Decision.ADMIT
+               or selectors.flow_holding(row=row, now=now, in_flight=in_flight.get(name, 0))]
+    held = _held_counts(holding, limit=held_limit)
     views = []
     for row in rows.values():
         count, bound = held.get(row.name, (0, "exact"))

@@ -14,6 +14,7 @@ from jobs.selectors.breakers import (
     breaker_rows_configured,
     breaker_transitions,
     breakers_with_pending,
+    flow_holding,
 )
 from jobs.selectors.counts import (
     AT_LEAST,
@@ -75,6 +76,7 @@ __all__ = [
     "breaker_events_recent",
     "breaker_metrics",
     "breaker_flow",
+    "flow_holding",
     "breaker_policy",
     "breaker_rows",
     "breaker_rows_configured",

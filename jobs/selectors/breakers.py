@@ -54,6 +54,20 @@ def breakers_with_pending(queryset: QuerySet[Breaker] | None = None) -> QuerySet
     return queryset.annotate(pending=Coalesce(Subquery(count, output_field=IntegerField()), 0))
 
 
+def flow_holding(*, row: Breaker, now: datetime, in_flight: int) -> str | None:
+    """What of flow control holds the dependency's pending jobs right now while its breaker
+    admits: ``"limit"`` (its calls in flight fill the allowance), ``"rate"`` (the next start
+    waits for the rate limit), or None."""
+    if breakers.decide(row, now) != breakers.Decision.ADMIT:
+        return None
+    allowed = breakers.flow.allowance(row, breaker_policy(name=row.name), now)
+    if allowed.calls is not None and in_flight >= allowed.calls:
+        return "limit"
+    if not breakers.flow.rate_admits(row, allowed.rate, now.timestamp()):
+        return "rate"
+    return None
+
+
 def breaker_flow(*, row: Breaker, now: datetime, in_flight: int, pending: int) -> dict[str, Any]:
     """A dependency's flow control as the API, /metrics and the dashboard show it: calls in
     flight, the allowance and the limit behind it, the limits in force and configured, and the
@@ -61,9 +75,8 @@ def breaker_flow(*, row: Breaker, now: datetime, in_flight: int, pending: int) -
     dep = breaker_policy(name=row.name)
     in_force = breakers.flow.limits(row, dep)
     allowed = breakers.flow.allowance(row, dep, now)
-    admits = breakers.decide(row, now) == breakers.Decision.ADMIT
-    at_limit = admits and allowed.calls is not None and in_flight >= allowed.calls
-    rate_held = admits and not at_limit and not breakers.flow.rate_admits(row, allowed.rate, now.timestamp())
+    holding = flow_holding(row=row, now=now, in_flight=in_flight)
+    at_limit, rate_held = holding == "limit", holding == "rate"
     return {
         "in_flight": in_flight,
         "allowance": allowed.calls,

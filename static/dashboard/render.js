@@ -272,12 +272,23 @@ function stat(label, ...value) {
   return el('div', { class: 'stat' }, el('dt', { text: label }), el('dd', {}, ...value));
 }
 
-// Flow control on the card: calls in flight against the allowance (and why), the cap, the rate.
-function flowStats(f) {
+// The rate limit and how much of it is in use: all of it (the next start waits: when, and the
+// jobs it holds) or not (a call may start now).
+function rateUse(f, bound) {
+  if (!f.rate_limit) return ['—'];
+  if (!f.rate_next_start) return [f.rate_limit, el('span', { class: 'rate-use muted', text: ' · room now' })];
+  return [f.rate_limit, el('span', { class: 'rate-use' }, ' · all in use, next start ', countdown(f.rate_next_start),
+    f.held_by_rate ? ` · ${countText(f.held_by_rate, bound)} held` : '')];
+}
+
+// Flow control on the card: calls in flight against the allowance (and why, and the jobs the
+// limit holds), the cap, the rate and its use.
+function flowStats(f, bound) {
   if (!f) return [];
   const allowance = f.allowance === null ? 'no limit' : `${f.allowance}${f.allowance_reason ? ` (${f.allowance_reason.replace('_', ' ')})` : ''}`;
-  const stats = [stat('In flight', el('span', { class: 'in-flight', text: `${f.in_flight} / ${allowance}` })),
-    stat('Cap', f.max_concurrency ?? '—'), stat('Rate', f.rate_limit ?? '—')];
+  const heldByLimit = f.held_by_limit ? ` · ${countText(f.held_by_limit, bound)} held` : '';
+  const stats = [stat('In flight', el('span', { class: 'in-flight', text: `${f.in_flight} / ${allowance}${heldByLimit}` })),
+    stat('Cap', f.max_concurrency ?? '—'), stat('Rate', ...rateUse(f, bound))];
   if (f.adaptive_limit !== null) stats.push(stat('Adaptive', `${f.adaptive_limit} (${f.adaptive.min}–${f.adaptive.max})`));
   const change = f.adaptive_change;
   if (change) {
@@ -353,7 +364,7 @@ export function renderBreakers(container, empty, breakers, ui) {
       stat('Failures', `${b.failures ?? 0} / ${b.threshold ?? '?'}`),
       stat('Opened', ...openedText(b)),
       stat('Retry', ...retry),
-      ...flowStats(b.flow));
+      ...flowStats(b.flow, b.held_bound));
     const limits = card.querySelector('button[data-limits]');
     if (limits) limits.dataset.flow = JSON.stringify(b.flow || {});
   });

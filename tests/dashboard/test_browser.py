@@ -330,6 +330,7 @@ def test_a_limits_change_from_the_card_is_honoured_by_the_running_worker(browser
     dialog.get_by_role("button", name="Apply to default").click()
     expect(dialog).to_be_hidden()
     expect(card.locator(".breaker-stats")).to_contain_text("1/h")
+    expect(card.locator(".rate-use")).to_have_text(" · room now")  # no call started yet
     with second_worker(server), Downstream() as stub:
         first = submit(server, kind="http", dependency="default", payload={"url": stub.url("/a")}, priority=90)
         second = submit(server, kind="http", dependency="default", payload={"url": stub.url("/b")}, priority=90)
@@ -340,6 +341,8 @@ def test_a_limits_change_from_the_card_is_honoured_by_the_running_worker(browser
         assert waiting["status"] == "pending" and waiting["attempts"] == 0
         assert waiting["waiting_for"]["reason"] == "rate_limit" and waiting["waiting_for"]["rate_limit"] == "1/h"
         assert [c.path for c in stub.calls] == ["/a"]
+        # The card says the rate is all in use, when the next call may start, and what it holds.
+        expect(card.locator(".rate-use")).to_contain_text(re.compile(r"all in use, next start in \d+m \d+s · \d+ held"))
         card.get_by_role("button", name="Limits of default").click()
         page.get_by_label("Back to configured").check()
         page.get_by_label("Why the limits change").fill("recovered")

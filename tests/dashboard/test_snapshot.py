@@ -75,6 +75,29 @@ def test_held_counts_are_bounded_and_flagged():
     assert cards["default"]["held_bound"] == ("estimate" if connection.vendor == "postgresql" else "at_least")
 
 
+def test_jobs_held_by_flow_control_are_counted_on_the_card():
+    """A rate limit whose next start waits, or a full allowance, holds the dependency's pending
+    jobs while its breaker admits: the card's flow block says how many."""
+    from django.test import override_settings
+
+    from dashboard import snapshot
+    from jobs import breakers, queue
+
+    deps = {"metered": {"rate_limit": "1/h", "failure_threshold": 5}, "capped": {"max_concurrency": 1}}
+    with override_settings(RESILIENT={"DEPENDENCIES": deps}):
+        breakers.breakers_ensure()
+        for name in deps:
+            for _ in range(4):
+                services.job_submit(kind="noop", dependency=name)
+        cards = {b["name"]: b["flow"] for b in snapshot.breakers_snapshot()}
+        assert (cards["metered"]["held_by_rate"], cards["capped"]["held_by_limit"]) == (0, 0)  # nothing started
+        assert len(queue.claims_take(worker_id="w", limit=10)) == 2  # one of each: the limits bind
+        cards = {b["name"]: b for b in snapshot.breakers_snapshot()}
+        assert cards["metered"]["flow"]["held_by_rate"] == 3 and cards["metered"]["flow"]["rate_next_start"]
+        assert cards["capped"]["flow"]["held_by_limit"] == 3
+        assert cards["metered"]["held"] == cards["capped"]["held"] == 0  # the breakers themselves admit
+
+
 def test_snapshot_reads_breakers_once_whatever_the_queue(django_assert_max_num_queries):
     """Breaker state for 100 queue rows comes from one read, not one per row."""
     from dashboard import snapshot
