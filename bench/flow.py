@@ -130,7 +130,7 @@ def dead_downstream(processes: int, runs: int) -> dict:
     from jobs.models import Breaker
     from tests.support.downstream import Downstream
 
-    calls = []
+    calls, opened = [], []
     for _ in range(runs):
         _reset()
         with Downstream() as stub:
@@ -139,12 +139,14 @@ def dead_downstream(processes: int, runs: int) -> dict:
             procs = _workers(processes, RESILIENT_BREAKER_FAILURE_THRESHOLD="3",
                              RESILIENT_BREAKER_RESET_TIMEOUT="120")
             try:
-                _wait(lambda: Breaker.objects.filter(name="default", state="open").exists(), 60)
+                opened.append(_wait(lambda: Breaker.objects.filter(name="default", state="open").exists(), 60))
                 time.sleep(0.5)
                 calls.append(len(stub.calls))
             finally:
                 _stop(procs)
     return {"max": max(calls), "median": statistics.median(calls), "runs": runs, "calls": calls,
+            # The promise: the breaker opened in every run, each time after at most the threshold.
+            "promise_holds": all(opened) and max(calls) <= 3,
             "load_average": round(os.getloadavg()[0], 1)}
 
 
@@ -261,6 +263,7 @@ def failures_pairs(jobs: int, pairs: int) -> dict:
             "none_jobs_per_s": [r["jobs_per_s"] for r in runs["none"]],
             "one_percent_jobs_per_s": [r["jobs_per_s"] for r in runs["one_percent"]],
             "one_percent_throughput_vs_none": statistics.median(ratios),
+            "within_10_percent_meets_target": statistics.median(ratios) >= 0.9,
             "load_average": round(os.getloadavg()[0], 1)}
 
 
@@ -277,6 +280,7 @@ def overloads(quick: bool) -> dict:
     result["adaptive_meets_target"] = bool(
         adaptive["finished"] and (adaptive["success_after_settle"] or 0) >= 0.95
         and result["adaptive_drain_vs_static5"] <= 1.25)
+    result["every_drain_finished_holds"] = all(result[mode]["finished"] for mode in ("static5", "adaptive", "nocap"))
     result["load_average_after"] = round(os.getloadavg()[0], 1)
     return result
 

@@ -27,13 +27,21 @@ class Row:
     extra: dict = field(default_factory=dict)
 
 
+# Keys of a result dict whose bool value is a verdict (a promise checked, a target met).
+VERDICTS = ("_holds", "meets_target")
+
+
 def rows_from_dict(bench: str, results: dict, prefix: str = "") -> list[Row]:
-    """One row per numeric leaf of a benchmark's nested result dict (case = the key path)."""
+    """One row per numeric leaf of a benchmark's nested result dict (case = the key path); a
+    verdict (``VERDICTS``) that is False makes its row, and so the run, fail."""
     rows: list[Row] = []
     for key, value in results.items():
         case = f"{prefix}{key}"
         if isinstance(value, dict):
             rows += rows_from_dict(bench, value, prefix=f"{case} / ")
+        elif isinstance(value, bool) and key.endswith(VERDICTS):
+            # A verdict: the benchmark's own check of what it measured; False fails the run.
+            rows.append(Row(bench=bench, case=case, note=str(value), status="ok" if value else "failed"))
         elif isinstance(value, bool) or value is None:
             rows.append(Row(bench=bench, case=case, note=str(value)))
         elif isinstance(value, int | float):
