@@ -277,9 +277,10 @@ def overloads(quick: bool) -> dict:
     adaptive = result["adaptive"]
     result["adaptive_drain_vs_static5"] = round(adaptive["drain_s"] / static, 3)
     result["nocap_drain_vs_static5"] = round(result["nocap"]["drain_s"] / static, 3)
-    result["adaptive_meets_target"] = bool(
-        adaptive["finished"] and (adaptive["success_after_settle"] or 0) >= 0.95
-        and result["adaptive_drain_vs_static5"] <= 1.25)
+    met = bool(adaptive["finished"] and (adaptive["success_after_settle"] or 0) >= 0.95
+               and result["adaptive_drain_vs_static5"] <= 1.25)
+    # The target is set for the full size (300 jobs, judged after 10 s); a quick run only reports.
+    result["adaptive_target_met" if quick else "adaptive_meets_target"] = met
     result["every_drain_finished_holds"] = all(result[mode]["finished"] for mode in ("static5", "adaptive", "nocap"))
     result["load_average_after"] = round(os.getloadavg()[0], 1)
     return result
