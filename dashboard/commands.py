@@ -90,14 +90,17 @@ def _bulk_reprioritise(message, user):
 
 
 def _submit(message, user):
+    # The schedule goes to the service as given: it checks it exactly as for POST /api/jobs/.
     job, created = services.job_submit(
         kind=_required(message, "kind"),
         payload=message.get("payload"),
         priority=message.get("priority"),
         dependency=message.get("dependency") or None,
+        run_after=message.get("run_after"),
+        delay_seconds=message.get("delay_seconds"),
         submitter=user,
     )
-    return {"job": _job(job), "created": created}
+    return {"job": {**_job(job), "run_after": job.run_after.isoformat()}, "created": created}
 
 
 def _breaker(row) -> dict[str, Any]:
@@ -132,7 +135,10 @@ COMMANDS: dict[str, Command] = {
     "bulk_reprioritise": Command(
         "jobs.reprioritise_job", _bulk_reprioritise, COMMON | {"ids", "filter", "all", "priority", "dry_run"}
     ),
-    "submit": Command("jobs.add_job", _submit, COMMON | {"kind", "payload", "priority", "dependency"}, throttled=True),
+    "submit": Command(
+        "jobs.add_job", _submit, COMMON | {"kind", "payload", "priority", "dependency", "run_after", "delay_seconds"},
+        throttled=True,
+    ),
     "breaker_force_open": Command(
         "jobs.override_breaker", _breaker_command(breakers.breaker_force_open), COMMON | {"name", "reason", "ttl_seconds"}
     ),

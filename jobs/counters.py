@@ -55,17 +55,25 @@ class Tally:
 def counters_add(increments: Mapping[Key, int], *, writer: str | None = None) -> None:
     """Add ``increments`` to their series in one statement; ``writer`` picks the shard (default:
     this process and thread)."""
+    upsert = counters_upsert(increments, writer=writer)
+    if upsert is None:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(*upsert)
+
+
+def counters_upsert(increments: Mapping[Key, int], *, writer: str | None = None) -> tuple[str, list] | None:
+    """The statement ``counters_add`` runs, and its parameters (None: nothing to add), for a caller
+    that runs it inside a larger statement (a submission on PostgreSQL)."""
     rows = sorted((key, n) for key, n in increments.items() if n)
     if not rows:
-        return
+        return None
     shard = zlib.crc32((writer or f"{os.getpid()}:{threading.get_ident()}").encode()) % SHARDS
     table = connection.ops.quote_name(Counter._meta.db_table)
     params: list = []
     for (metric, dependency, label), n in rows:
         params += [metric, dependency, label, shard, n]
-    statement = UPSERT.format(table=table, rows=", ".join(["(%s, %s, %s, %s, %s)"] * len(rows)))
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+    return UPSERT.format(table=table, rows=", ".join(["(%s, %s, %s, %s, %s)"] * len(rows))), params
 
 
 def counter_add(metric: str, dependency: str, label: str = "", n: int = 1) -> None:

@@ -39,6 +39,9 @@ class Dialect:
     # JSON containment is native (PostgreSQL's jsonb ``@>``, GIN-indexed); else built from
     # json_each (jobs.selectors.sql.json_contains).
     json_contains: bool
+    # A WITH clause may hold INSERTs (PostgreSQL): a submission writes its jobs, their events and
+    # counters in one statement, one round trip; SQLite runs them one by one in a transaction.
+    writes_in_with: bool
 
     def index_hint(self, index: str) -> str:
         """``INDEXED BY index `` where the planner must be told which index to walk, else ''."""
@@ -91,4 +94,5 @@ def _dialect(vendor: str, locks_rows: bool, skips_locked: bool) -> Dialect:
         epoch_second=epoch_second,
         estimates=vendor == "postgresql",
         json_contains=vendor == "postgresql",
+        writes_in_with=vendor == "postgresql",
     )

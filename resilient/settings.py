@@ -156,7 +156,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis's, with a send in one round trip (resilient/channel_layer.py).
+            "BACKEND": "resilient.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 # socket_timeout=None: redis-py's default read timeout would kill idle
                 # receivers (channels_redis#422).
@@ -178,6 +179,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "resilient",
+            # One pool per process: Django's own builds one per request thread (resilient/redis_cache.py).
+            "OPTIONS": {"pool_class": "resilient.redis_cache.SharedConnectionPool"},
         }
     }
 else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from jobs.breakers import flow
 from jobs.breakers.admission import breaker_admit, rate_take, trial_acquire, trial_renew
 from jobs.breakers.history import recent_errors
-from jobs.breakers.holds import HELD_EVENTS_LIMIT, hold_if_rejecting, jobs_hold_if_rejecting
+from jobs.breakers.holds import HELD_EVENTS_LIMIT, held_events, held_logged, holds_read
 from jobs.breakers.limits import breaker_limits_change, limits_view
 from jobs.breakers.overrides import (
     MAX_REASON_CHARS,
@@ -54,6 +54,6 @@ __all__ = [
     "breaker_admit", "breaker_limits_change", "breaker_force_closed", "breaker_force_open", "breaker_record",
     "breaker_release", "breaker_row", "breakers_ensure", "breakers_expire_overrides", "breakers_lock",
     "call_protected", "claim_gates", "classify", "decide", "default_owner", "effective_state", "flow",
-    "hold_if_rejecting", "jobs_hold_if_rejecting", "jobs_in_flight", "limits_view", "override_in_force", "rate_take", "recent_errors",
+    "held_events", "held_logged", "holds_read", "jobs_in_flight", "limits_view", "override_in_force", "rate_take", "recent_errors",
     "success_changes_nothing", "trial_acquire", "trial_renew",
 ]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.utils import timezone
-
 from jobs import events, logs, notify
 from jobs.breakers import rules
 from jobs.models import Breaker, EventKind, Job, JobStatus
@@ -25,17 +23,8 @@ def jobs_hold_pending(*, name: str, now: datetime, actor: str, why: str, retry_a
     return len(seqs)
 
 
-def hold_if_rejecting(*, job: Job, actor: str, now: datetime | None = None) -> bool:
-    """A job that becomes pending while its breaker rejects gets its one ``held`` event now
-    (the transition that started the open period could not know it). One primary-key read."""
-    return bool(jobs_hold_if_rejecting(jobs=[job], actor=actor, now=now))
-
-
-def jobs_hold_if_rejecting(*, jobs: list[Job], actor: str, now: datetime | None = None) -> list[Job]:
-    """``hold_if_rejecting`` for many new jobs at once: one read of their breakers, one insert of
-    the ``held`` events. Returns the jobs held (the others may run now)."""
-    now = now or timezone.now()
-    names = {job.dependency for job in jobs}
+def holds_read(*, names: set[str], now: datetime) -> dict[str, tuple[str, datetime | None]]:
+    """Which of these dependencies' breakers reject a call at ``now``: name -> (why, until). One read."""
     holding: dict[str, tuple[str, datetime | None]] = {}
     for row in Breaker.objects.filter(name__in=names):
         if rules.decide(row, now) == rules.Decision.ADMIT:
@@ -43,15 +32,27 @@ def jobs_hold_if_rejecting(*, jobs: list[Job], actor: str, now: datetime | None 
         override = rules.override_in_force(row, now)
         why = f"breaker forced {override}" if override else f"breaker {row.state}"
         holding[row.name] = (why, row.override_expires_at if override else row.retry_at)
-    held = [job for job in jobs if job.dependency in holding]
-    rows_out = []
-    for job in held:
+    return holding
+
+
+def held_events(*, jobs: list[Job], holding: dict[str, tuple[str, datetime | None]], actor: str,
+                now: datetime) -> list[tuple[Job, str, str, datetime, dict]]:
+    """The ``held`` event of each job whose dependency is in ``holding`` (from ``holds_read``), as
+    (job, kind, actor, at, details) for the caller to write with the jobs (then ``held_logged``)."""
+    rows = []
+    for job in jobs:
+        if job.dependency not in holding:
+            continue
         why, retry_at = holding[job.dependency]
         retry_text = retry_at.isoformat() if retry_at else None
-        rows_out.append((job.seq, EventKind.HELD, actor, now, {"dependency": job.dependency, "why": why, "retry_at": retry_text}))
-        logs.job_transition("held", job, why=why, retry_at=retry_text, actor=actor)
-    events.events_record(rows_out)
-    return held
+        rows.append((job, EventKind.HELD, actor, now, {"dependency": job.dependency, "why": why, "retry_at": retry_text}))
+    return rows
+
+
+def held_logged(rows: list[tuple[Job, str, str, datetime, dict]]) -> None:
+    """The log line of each ``held`` event of ``held_events``, once they are written."""
+    for job, _, actor, _, details in rows:
+        logs.job_transition("held", job, why=details["why"], retry_at=details["retry_at"], actor=actor)
 
 
 def decision_changed(*, name: str, before: rules.Decision, after: rules.Decision, now: datetime, actor: str,

@@ -7,13 +7,13 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.utils import timezone
 
-from jobs import breakers, conf, counters, events, logs, notify, remote_validation
+from jobs import breakers, conf, logs, notify, remote_validation
 from jobs.exceptions import Forbidden, IdempotencyConflict, InvalidInput, InvalidItems
 from jobs.models import CounterMetric, EventKind, Job
-from jobs.services import rules, submission
+from jobs.services import rules, submission, submit_rows
 from jobs.services.actors import actor_resolve
 from jobs.services.submission import FIELDS, Submission, submission_check
 
@@ -178,7 +178,7 @@ def _check_allowed(new: list[tuple[int, Submission]], *, submitter: Any, label) 
 
 
 def _insert(new: list[Submission], *, submitter: Any, actor: str) -> list[Job]:
-    """One transaction: the jobs in list order (ascending ``seq``), their events, holds, hints."""
+    """The jobs in list order (ascending ``seq``), their events, holds and counts, then the hints."""
     if not new:
         return []
     now = timezone.now()
@@ -191,20 +191,19 @@ def _insert(new: list[Submission], *, submitter: Any, actor: str) -> list[Job]:
         )
         for sub in new
     ]
-    with transaction.atomic():
-        if len(jobs) == 1:
-            jobs[0].save(force_insert=True)
-        else:
-            Job.objects.bulk_create(jobs)
-        events.events_record([
-            (job.seq, EventKind.SUBMITTED, actor, now, _submitted_details(job, now))
-            for job in jobs
-        ])
-        held = breakers.jobs_hold_if_rejecting(jobs=jobs, actor=actor, now=now)
-        notify.jobs_added_on_commit(runnable=len(held) < len(jobs))
-        # Last: the counter rows stay locked until the commit. One row per dependency, not per job.
-        submitted = collections.Counter(job.dependency for job in jobs)
-        counters.counters_add({(CounterMetric.SUBMITTED, dep, ""): n for dep, n in submitted.items()})
+    # Read before the write, so that the jobs, their events and counts go in one statement
+    # (submit_rows). A breaker that starts rejecting meanwhile holds these jobs anyway: the
+    # transition marks its pending backlog once it sees them, as when it commits after this read.
+    holding = breakers.holds_read(names={job.dependency for job in jobs}, now=now)
+    held = breakers.held_events(jobs=jobs, holding=holding, actor=actor, now=now)
+    submitted = [(job, EventKind.SUBMITTED, actor, now, _submitted_details(job, now)) for job in jobs]
+    counts = collections.Counter(job.dependency for job in jobs)
+    submit_rows.jobs_insert(
+        jobs=jobs, new_events=submitted + held,
+        increments={(CounterMetric.SUBMITTED, dep, ""): n for dep, n in counts.items()},
+    )
+    breakers.held_logged(held)
+    notify.jobs_added_on_commit(runnable=len(held) < len(jobs))
     return jobs
 
 

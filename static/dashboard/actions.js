@@ -1,7 +1,7 @@
 // Operator actions: every control sends one command over the socket and shows the server's
 // answer (or its error) next to itself. The server checks permissions and input like the API.
 
-import { BREAKER_ACTIONS, el, shortId } from './render.js';
+import { BREAKER_ACTIONS, clockTime, el, serverNow, shortId } from './render.js';
 import { renderTimeline, totalText } from './timeline.js';
 
 const BREAKER_HELP = {
@@ -28,6 +28,17 @@ function errorText(reply) {
 // server rejects it with the API's message.
 function integerOrRaw(value) {
   return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+}
+
+function numberOrRaw(value) {
+  return /^\s*-?\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+}
+
+// A datetime-local value ("2030-01-01T12:00") is the browser's local time without a zone:
+// written as ISO 8601 in UTC for the server; an unparsable one goes as typed (the server says why).
+function localTimeInUtc(value) {
+  const when = new Date(value);
+  return Number.isNaN(when.getTime()) ? value : when.toISOString();
 }
 
 export function wireActions(ui) {
@@ -262,6 +273,10 @@ export function wireActions(ui) {
     const message = { action: 'submit', kind: data.get('kind') };
     if (data.get('dependency')) message.dependency = data.get('dependency');
     if (data.get('priority') !== '') message.priority = integerOrRaw(data.get('priority'));
+    // The schedule as the server checks it: seconds from now, or a time with its zone (the
+    // browser's local time written in UTC). Both given: the server says which to keep.
+    if (data.get('delay_seconds') !== '') message.delay_seconds = numberOrRaw(data.get('delay_seconds'));
+    if (data.get('run_after')) message.run_after = localTimeInUtc(data.get('run_after'));
     const payloadText = String(data.get('payload') || '').trim();
     if (payloadText) {
       try { message.payload = JSON.parse(payloadText); } catch {
@@ -273,7 +288,8 @@ export function wireActions(ui) {
     command(message, (reply) => {
       if (reply.type === 'error') { submitStatus.className = 'error'; submitStatus.textContent = errorText(reply); return; }
       submitStatus.className = 'ok';
-      submitStatus.textContent = `Submitted job ${shortId(reply.job.id)}`;
+      const later = new Date(reply.job.run_after).getTime() > serverNow() + 1000;
+      submitStatus.textContent = `Submitted job ${shortId(reply.job.id)}${later ? `, scheduled for ${clockTime(reply.job.run_after)}` : ''}`;
       submitStatus.title = reply.job.id;
     });
   });

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import datetime
 
 import pytest
 
@@ -86,6 +87,50 @@ def test_a_scheduled_job_shows_its_time_and_countdown_in_the_queue(browser, serv
     page.context.close()
 
 
+def submit_from_form(page, **fields: str):
+    """Fill the submit form's fields (by label) for a noop job, submit it; its status line."""
+    page.get_by_label("Kind", exact=True).select_option("noop")
+    for label, value in fields.items():
+        page.get_by_label(label, exact=True).fill(value)
+    page.get_by_role("button", name="Submit job").click()
+    return page.locator("#submit-status")
+
+
+def _instant(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))
+
+
+def test_a_delayed_job_from_the_submit_form_waits_with_its_countdown(browser, server):
+    from playwright.sync_api import expect
+
+    page = login(browser, server)
+    status = submit_from_form(page, **{"Priority": "70", "Delay (seconds)": "3600"})
+    expect(status).to_have_text(re.compile(r"^Submitted job [0-9a-f]{8}, scheduled for \d\d:\d\d:\d\d"))
+    job_id = status.get_attribute("title")
+    stored = api_job(server, job_id)
+    assert stored["status"] == "pending" and stored["waiting_for"]["reason"] == "scheduled"
+    page.wait_for_function(
+        "(id) => /scheduled for \\d\\d:\\d\\d:\\d\\d( [A-Z][A-Za-z0-9+:-]*)? \\(in (59m|1h)/.test(document.querySelector(`#queue tr[data-id='${id}']`)?.cells[6].textContent)",
+        arg=job_id,
+    )
+    # A bad schedule: the server's message next to the form, and nothing stored.
+    page.get_by_label("Delay (seconds)").fill("-5")
+    page.get_by_role("button", name="Submit job").click()
+    expect(status).to_have_text("delay_seconds: must be 0 or more")
+    page.get_by_label("Delay (seconds)").fill("")
+    # Two days ahead in the browser's local time, as the datetime-local field takes it.
+    local = page.evaluate("""() => { const d = new Date(Date.now() + 2 * 86400e3); d.setMilliseconds(0);
+                                    return new Date(d - d.getTimezoneOffset() * 60e3).toISOString().slice(0, 19); }""")
+    page.get_by_label("Or run after (your local time)").fill(local)
+    page.get_by_role("button", name="Submit job").click()
+    expect(status).to_have_text(re.compile(rf"^Submitted job [0-9a-f]{{8}}, scheduled for {local[11:19]}"))
+    later = api_job(server, status.get_attribute("title"))
+    asked = page.evaluate("(local) => new Date(local).toISOString()", local)
+    assert _instant(later["run_after"]) == _instant(asked)
+    assert page.js_errors == []
+    page.context.close()
+
+
 def test_invalid_priority_shows_the_servers_error_next_to_the_input(browser, server):
     page = login(browser, server)
     job = submit(server, kind="noop", priority=-30)
@@ -159,11 +204,7 @@ def test_submit_form_and_bulk_reprioritise(browser, server):
     from playwright.sync_api import expect
 
     page = login(browser, server)
-    page.get_by_label("Kind", exact=True).select_option("noop")
-    page.get_by_label("Priority", exact=True).fill("-70")
-    page.get_by_label("Payload (JSON object)").fill('{"note": "from the form"}')
-    page.get_by_role("button", name="Submit job").click()
-    status = page.locator("#submit-status")
+    status = submit_from_form(page, **{"Priority": "-70", "Payload (JSON object)": '{"note": "from the form"}'})
     expect(status).to_have_text(re.compile(r"^Submitted job [0-9a-f]{8}$"))
     job_id = status.get_attribute("title")
     assert api_job(server, job_id)["payload"] == {"note": "from the form"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from channels.db import database_sync_to_async
@@ -367,6 +368,40 @@ async def test_submit_over_the_socket(operator):
     assert (job.kind, job.priority, job.status, job.payload) == ("simulate", 4, JobStatus.PENDING, {"complexity": 0})
     state = await state_where(comm, lambda s: s["queue"])
     assert state["queue"][0]["id"] == reply["job"]["id"]
+    await comm.disconnect()
+
+
+async def test_a_job_scheduled_over_the_socket_waits_with_its_time(operator):
+    comm, _, _ = await open_dashboard(operator)
+    before = time.time()
+    reply = await command(comm, action="submit", kind="noop", delay_seconds=600)
+    assert reply["type"] == "result" and reply["created"] is True
+    job = await database_sync_to_async(Job.objects.get)(uuid=reply["job"]["id"])
+    assert before + 600 <= job.run_after.timestamp() <= time.time() + 600
+    assert reply["job"]["run_after"] == job.run_after.isoformat()
+    state = await state_where(comm, lambda s: s["queue"])
+    assert state["queue"][0]["waiting_for"] == {"reason": "scheduled", "until": job.run_after.isoformat()}
+    when = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0).astimezone(timezone(timedelta(hours=2)))
+    reply = await command(comm, action="submit", kind="noop", run_after=when.isoformat())
+    job = await database_sync_to_async(Job.objects.get)(uuid=reply["job"]["id"])
+    assert job.run_after == when and job.run_after.utcoffset() == timedelta(0)
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(("schedule", "field", "text"), [
+    ({"delay_seconds": -1}, "delay_seconds", "must be 0 or more"),
+    ({"delay_seconds": "soon"}, "delay_seconds", "must be a number of seconds"),
+    ({"delay_seconds": 10**9}, "delay_seconds", "(RESILIENT_MAX_DELAY)"),
+    ({"run_after": "2030-01-01T12:00:00"}, "run_after", "must include a time zone"),
+    ({"run_after": "tomorrow"}, "run_after", "must be an ISO 8601 date and time with a time zone"),
+    ({"run_after": "2030-01-01T12:00:00Z", "delay_seconds": 5}, "run_after", "give run_after or delay_seconds, not both"),
+])
+async def test_a_bad_schedule_over_the_socket_is_refused_and_stores_nothing(operator, schedule, field, text):
+    comm, _, _ = await open_dashboard(operator)
+    reply = await command(comm, action="submit", kind="noop", **schedule)
+    assert reply["type"] == "error" and reply["field"] == field and text in reply["message"], reply
+    assert await database_sync_to_async(Job.objects.count)() == 0
+    assert await database_sync_to_async(JobEvent.objects.count)() == 0
     await comm.disconnect()
 
 
