@@ -19,23 +19,30 @@ BREAKERS_SELECT_ALL = f"SELECT {BREAKER_COLUMNS} FROM {Breaker._meta.db_table}" 
 
 
 def breakers_lock(dialect: Dialect, *, count: int) -> str:
-    """The rows of ``count`` named breakers and each one's calls in flight (a last column), locked
-    for the claim's transaction, skipping rows another claim holds (PostgreSQL; SQLite's IMMEDIATE
-    transaction already serialises claims).
+    """The rows of ``count`` named breakers, locked for the claim's transaction, skipping rows
+    another claim holds (PostgreSQL; SQLite's IMMEDIATE transaction already serialises claims).
 
-    Parameters: now, then the names. Calls in flight are running jobs whose lease is live at now:
-    a dead worker's calls stop counting when its lease expires, so a crash never holds a slot for
-    longer than the lease (``job_status_dependency``). Flow control counts them and takes its
-    rate-limit slot under this lock, so two workers never both spend the last free slot."""
-    table = Breaker._meta.db_table
-    jobs = Job._meta.db_table
-    in_flight = (
-        f"(SELECT COUNT(*) FROM {jobs} WHERE {jobs}.status = '{JobStatus.RUNNING.value}' "  # noqa: S608 - constants
-        f"AND {jobs}.lease_expires_at > %s AND {jobs}.dependency = {table}.name)"
-    )
+    Parameters: the names. The calls in flight are counted by the next statement
+    (``in_flight``), never in this one: under READ COMMITTED a statement reads the jobs as they
+    were when it started, which may be before the commit of the claim whose lock it then takes —
+    a count in the locking statement could miss that claim's calls and exceed the limit."""
     return (
-        f"SELECT {BREAKER_COLUMNS}, {in_flight} FROM {table} "  # noqa: S608 - constants
+        f"SELECT {BREAKER_COLUMNS} FROM {Breaker._meta.db_table} "  # noqa: S608 - constants
         f"WHERE name IN ({', '.join(['%s'] * count)}){dialect.lock_clause(skip_locked=True)}"
+    )
+
+
+def in_flight(*, count: int) -> str:
+    """(dependency, calls in flight) for ``count`` names: running jobs whose lease is live at now.
+
+    Parameters: now, the names. A dead worker's calls stop counting when its lease expires, so a
+    crash never holds a slot for longer than the lease (``job_status_dependency``). Run after
+    ``breakers_lock`` in the same transaction: its snapshot then includes every claim that held
+    those rows before."""
+    jobs = Job._meta.db_table
+    return (
+        f"SELECT dependency, COUNT(*) FROM {jobs} WHERE status = '{JobStatus.RUNNING.value}' "  # noqa: S608
+        f"AND lease_expires_at > %s AND dependency IN ({', '.join(['%s'] * count)}) GROUP BY dependency"
     )
 
 

@@ -57,16 +57,18 @@ def breakers_all() -> list[Breaker]:
 
 
 def breakers_lock(names: list[str], *, now: datetime) -> dict[str, tuple[Breaker, int]]:
-    """The rows of ``names`` as they are now with their calls in flight at ``now``, in one
-    statement, locked until the transaction ends; a row another transaction holds is left out
-    (its dependency admits nothing more in this claim)."""
+    """The rows of ``names`` as they are now, locked until the transaction ends, each with its
+    calls in flight at ``now`` (counted once the locks are held: ``sql.breakers_lock``); a row
+    another transaction holds is left out (its dependency admits nothing more in this claim)."""
     if not names:
         return {}
+    rows = {row.name: row for row in _rows(sql.breakers_lock(dialect.current(), count=len(names)), list(names))}
+    if not rows:
+        return {}
     with connection.cursor() as cursor:
-        cursor.execute(sql.breakers_lock(dialect.current(), count=len(names)),
-                       [connection.ops.adapt_datetimefield_value(now), *names])
-        rows = cursor.fetchall()
-    return {row.name: (row, in_flight) for row, in_flight in ((_row(r[:-1]), r[-1]) for r in rows)}
+        cursor.execute(sql.in_flight(count=len(rows)), [connection.ops.adapt_datetimefield_value(now), *sorted(rows)])
+        counts = dict(cursor.fetchall())
+    return {name: (row, counts.get(name, 0)) for name, row in rows.items()}
 
 
 def _rows(statement: str, params: list[Any]) -> list[Breaker]:
@@ -103,6 +105,6 @@ def _aware(value: Any) -> datetime | None:
 def jobs_in_flight(*, now: datetime, dependency: str | None = None) -> QuerySet[Job]:
     """The calls in flight flow control counts: running jobs whose lease is live at ``now`` (a
     dead worker's calls stop counting when its lease expires). The claim says the same in SQL
-    (``jobs.breakers.sql.breakers_lock``)."""
+    (``jobs.breakers.sql.in_flight``)."""
     running = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__gt=now)
     return running if dependency is None else running.filter(dependency=dependency)
