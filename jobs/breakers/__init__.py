@@ -14,7 +14,13 @@ admission · transitions (the automatic state machine) · overrides · limits (o
 from __future__ import annotations
 
 from jobs.breakers import flow
-from jobs.breakers.admission import breaker_admit, rate_take, trial_acquire, trial_renew
+from jobs.breakers.admission import (
+    breaker_admit,
+    rate_settle,
+    rate_take,
+    trial_acquire,
+    trial_renew,
+)
 from jobs.breakers.history import recent_errors
 from jobs.breakers.holds import HELD_EVENTS_LIMIT, held_events, held_logged, holds_read
 from jobs.breakers.limits import breaker_limits_change, limits_view
@@ -54,6 +60,6 @@ __all__ = [
     "breaker_admit", "breaker_limits_change", "breaker_force_closed", "breaker_force_open", "breaker_record",
     "breaker_release", "breaker_row", "breakers_ensure", "breakers_expire_overrides", "breakers_lock",
     "call_protected", "claim_gates", "classify", "decide", "default_owner", "effective_state", "flow",
-    "held_events", "held_logged", "holds_read", "jobs_in_flight", "limits_view", "override_in_force", "rate_take", "recent_errors",
+    "held_events", "held_logged", "holds_read", "jobs_in_flight", "limits_view", "override_in_force", "rate_settle", "rate_take", "recent_errors",
     "success_changes_nothing", "trial_acquire", "trial_renew",
 ]

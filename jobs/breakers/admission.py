@@ -71,6 +71,15 @@ def breaker_admit(*, name: str, owner: str, job_seq: int | None = None, now: dat
     raise exc
 
 
+def rate_settle(*, row: Breaker, rate: dependencies.Rate, now: datetime, starts: int) -> None:
+    """A claim that took ``rate_take``'s slots but started only ``starts`` calls gives the rest
+    back: the rate limit's time is set to ``starts`` slots after the row's (none: the row's own).
+    The claim holds the row's lock (SQLite: its write transaction), so nothing took slots since."""
+    value = row.rate_tat if starts == 0 else flow.rate_next(row, rate, now.timestamp(), starts)
+    with connection.cursor() as cursor:
+        cursor.execute(sql.RATE_SET, [value, row.name])
+
+
 def rate_take(*, row: Breaker, rate: dependencies.Rate, now: datetime, starts: int = 1) -> bool:
     """Take the rate limit's next ``starts`` start slots of ``row``'s dependency. One conditional
     UPDATE: of two claims that read the same free slot, only one moves it on (exact across processes)."""

@@ -46,6 +46,9 @@ def in_flight(*, count: int) -> str:
     )
 
 
+# Set the rate limit's theoretical arrival time (a claim giving back slots it did not use).
+RATE_SET = f"UPDATE {Breaker._meta.db_table} SET rate_tat = %s WHERE name = %s"  # noqa: S608 - constants
+
 # Take the rate limit's next slot (GCRA): the theoretical arrival time moves one interval on,
 # only if it has not passed ``now`` (a concurrent claim that took it first makes this miss).
 # Parameters: the new time, the name, now (epoch seconds).

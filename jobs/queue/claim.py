@@ -237,6 +237,9 @@ def _claim_by_dependency(
             if bound is not None:
                 params += [-bound[0], -bound[0], bound[1]]
             jobs = _take(sql.dependency_run(db, bounded=bound is not None), [*params, want], worker_id, now)
+            if budget.rate is not None and len(jobs) < want:
+                # The run stopped at another dependency's head: the slots it did not start go back.
+                breakers.rate_settle(row=budget.row, rate=budget.rate, now=now, starts=len(jobs))
             if jobs:
                 taken = [Claim(job=job) for job in jobs]
                 if budget.calls is not None:

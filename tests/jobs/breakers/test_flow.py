@@ -314,6 +314,22 @@ def test_growth_is_a_change_only_when_the_limit_gains_a_whole_call():
         assert flow.adaptive_change(row)["at"] == at(1).isoformat(), "a fraction of a call is no change"
 
 
+def test_slots_a_claim_does_not_start_go_back_to_the_rate_limit():
+    """1,000/s with its jobs between another dependency's in pop order: each claim starts one
+    before the other dependency's head stops the run; the other nine slots are not spent."""
+    with configure(rate_limit="1000/s"):
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(probe_window=64)
+        for _ in range(6):
+            backlog(1)
+            backlog(1, dependency=dependencies.LOCAL)
+        first = take(20)
+        assert [j.dependency for j in first].count(SVC) == 1
+        # One slot (1 ms) was spent, not ten: 2 ms later the next start is due (not after 10 ms).
+        assert Breaker.objects.get(name=SVC).rate_tat == pytest.approx(at(0.001).timestamp())
+        assert SVC in [j.dependency for j in take(20, now=0.002)]
+
+
 def test_a_generous_rate_limit_starts_ten_milliseconds_of_its_calls_per_claim():
     """1,000/s: one claim takes 10 slots at once (10 ms of them), the next claim at the same instant
     none, and 10 ms later 10 more; 5/s stays one per claim (the one-second window's promise)."""
