@@ -304,9 +304,15 @@ function jobInAddress() {
   return match ? match[1].toLowerCase() : null;
 }
 
+let shownJob = null; // the job the page shows (its address is in the location bar)
+
 export function wireJobAddress() {
-  document.getElementById('job-detail').addEventListener('close', () => {
-    if (jobInAddress()) window.history.replaceState(null, '', window.location.pathname + window.location.search);
+  const dialog = document.getElementById('job-detail');
+  dialog.addEventListener('close', () => {
+    if (dialog.open) return; // already showing the next job
+    // Only the closed job's own address goes: one followed meanwhile opens its job next.
+    if (jobInAddress() === shownJob) window.history.replaceState(null, '', window.location.pathname + window.location.search);
+    shownJob = null;
   });
   window.addEventListener('hashchange', () => {
     const id = jobInAddress();
@@ -322,6 +328,7 @@ async function showDetail(id) {
   const body = document.getElementById('job-detail-body');
   document.getElementById('job-detail-h').textContent = `Job ${shortId(id)}`;
   body.textContent = 'Loading…';
+  shownJob = id;
   if (jobInAddress() !== id) window.history.replaceState(null, '', `#job=${id}`);
   if (!dialog.open) dialog.showModal();
   try {

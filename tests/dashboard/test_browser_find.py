@@ -153,11 +153,11 @@ def test_a_jobs_page_has_its_own_address(browser, server):
     page.locator(f'#finished tr[data-id="{job["id"]}"] button.job-id').click()
     detail.locator(".timeline").wait_for()
     page.wait_for_function("(id) => location.hash === '#job=' + id", arg=job["id"])
-    page.keyboard.press("Escape")
 
     # An address naming no job the user may see says so; one that is not a job id opens nothing.
+    # Followed at once as the open page closes (both events queued together), it still opens.
     missing = str(uuid.uuid4())
-    page.goto(f"{server['base']}/dashboard/#job={missing}")
+    page.evaluate("(id) => { document.getElementById('job-detail').close(); location.hash = '#job=' + id; }", missing)
     page.wait_for_function("() => document.querySelector('#job-detail').open"
                            " && document.querySelector('#job-detail-body').textContent !== 'Loading…'")
     assert detail.locator(".timeline").count() == 0
