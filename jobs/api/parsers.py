@@ -17,9 +17,18 @@ BATCH_PATHS = frozenset({"/api/jobs/bulk/"})
 BATCH_BODY_BYTES_PER_JOB = 16 * 1024
 
 
+# The most a scaled limit grows to: a huge RESILIENT_MAX_BATCH must not let an anonymous caller
+# send gigabytes before authentication (set RESILIENT_MAX_BATCH_BODY_BYTES to go beyond).
+BATCH_BODY_SCALED_CEILING = 64 * 1024 * 1024
+
+
 def batch_body_bytes() -> int:
-    """The body limit of a batch: RESILIENT_MAX_BATCH_BODY_BYTES, or (0) it scales with the batch."""
-    return conf.get("MAX_BATCH_BODY_BYTES") or conf.get("MAX_BATCH") * BATCH_BODY_BYTES_PER_JOB
+    """The body limit of a batch: RESILIENT_MAX_BATCH_BODY_BYTES, or (0) it scales with the batch,
+    up to ``BATCH_BODY_SCALED_CEILING``."""
+    explicit = conf.get("MAX_BATCH_BODY_BYTES")
+    if explicit:
+        return explicit
+    return min(max(conf.get("MAX_BATCH"), 0) * BATCH_BODY_BYTES_PER_JOB, BATCH_BODY_SCALED_CEILING)
 
 
 def max_body_bytes(path: str) -> int | None:

@@ -51,7 +51,9 @@ class SubmitThrottle(UserRateThrottle):
         if self.key is None:
             return True
         self.now = self.timer()
-        key = backend.make_and_validate_key(self.key)
+        # Its own key: DRF keeps a pickled list under ``self.key``, this a sorted set (a rolling
+        # deploy or a rollback with both kinds of process must not read the other's as its own).
+        key = backend.make_and_validate_key(f"{self.key}:zset")
         client = backend._cache.get_client(key, write=True)  # Django's client: its shared pool
         allowed, count, oldest = client.eval(
             _WINDOW, 1, key, repr(self.now), self.duration, self.num_requests, uuid.uuid4().hex

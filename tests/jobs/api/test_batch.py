@@ -202,6 +202,15 @@ def test_by_default_the_batch_body_limit_scales_with_the_batch_size(api, max_bat
     assert Job.objects.count() == (50 if status == 201 else 0)
 
 
+def test_a_scaled_batch_body_limit_stops_at_its_ceiling_unless_set_outright():
+    from jobs.api import parsers
+
+    with override_settings(RESILIENT={"MAX_BATCH": 1_000_000}):
+        assert parsers.batch_body_bytes() == parsers.BATCH_BODY_SCALED_CEILING == 64 * 1024 * 1024
+    with override_settings(RESILIENT={"MAX_BATCH": 1_000_000, "MAX_BATCH_BODY_BYTES": 200 * 1024 * 1024}):
+        assert parsers.batch_body_bytes() == 200 * 1024 * 1024
+
+
 def test_the_service_is_the_same_for_other_entry_points(user):
     answers = services.jobs_submit_batch(items=[{"kind": "noop"}, {"kind": "noop", "priority": 2}], submitter=user)
     assert [created for _, created in answers] == [True, True]

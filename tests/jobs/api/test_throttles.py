@@ -31,13 +31,16 @@ def _decisions(cache) -> list[tuple[bool, float | None]]:
 def test_redis_window_answers_like_drfs_history(redis_url):
     redis = RedisCache(redis_url, {"KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex[:8]}"})
     local = LocMemCache(f"throttle-test-{uuid.uuid4().hex[:8]}", {})
+    drf_key = SubmitThrottle().cache_format % {"scope": "submit", "ident": 7}
+    redis.set(drf_key, [1_700_000_000.0])  # DRF's own history, left by a process of an older release
     ours, drfs = _decisions(redis), _decisions(local)
     assert ours == drfs
     assert [allowed for allowed, _ in ours].count(False) >= 5  # the sequence does hit the limit
-    key = redis.make_and_validate_key(SubmitThrottle().cache_format % {"scope": "submit", "ident": 7})
+    key = redis.make_and_validate_key(f"{drf_key}:zset")
     client = redis._cache.get_client(key)
-    assert client.type(key) == b"zset"  # the script kept the window, not DRF's pickled list
-    client.delete(key)
+    assert client.type(key) == b"zset"  # the script kept the window under its own key
+    assert redis.get(drf_key) == [1_700_000_000.0]  # and left DRF's list alone
+    client.delete(key, redis.make_and_validate_key(drf_key))
 
 
 @override_settings(RESILIENT={"SUBMIT_RATE": "2/min"})
@@ -50,7 +53,7 @@ def test_the_default_cache_on_redis_takes_the_script(redis_url, settings):
     user = SimpleNamespace(user=SimpleNamespace(pk=uuid.uuid4().int % 10**9, is_authenticated=True))
     answers = [SubmitThrottle().allow_request(user, None) for _ in range(3)]
     assert answers == [True, True, False]
-    key = cache.make_and_validate_key(SubmitThrottle().cache_format % {"scope": "submit", "ident": user.user.pk})
+    key = cache.make_and_validate_key(SubmitThrottle().cache_format % {"scope": "submit", "ident": user.user.pk} + ":zset")
     client = cache._cache.get_client(key)
     assert client.type(key) == b"zset"
     client.delete(key)
@@ -58,8 +61,10 @@ def test_the_default_cache_on_redis_takes_the_script(redis_url, settings):
 
 @pytest.mark.parametrize("rate", ["off", "0"])
 def test_no_rate_admits_everything_without_touching_the_cache(rate, redis_url):
-    redis = RedisCache(redis_url, {"KEY_PREFIX": f"throttle-test-{uuid.uuid4().hex[:8]}"})
+    prefix = f"throttle-test-{uuid.uuid4().hex[:8]}"
+    redis = RedisCache(redis_url, {"KEY_PREFIX": prefix})
     with override_settings(RESILIENT={"SUBMIT_RATE": rate}):
         throttle = SubmitThrottle()
         throttle.cache = redis
         assert all(throttle.allow_request(USER, None) for _ in range(5))
+    assert redis._cache.get_client("k").keys(f"{prefix}*") == []
