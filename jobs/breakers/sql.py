@@ -18,15 +18,30 @@ BREAKER_COLUMNS = ", ".join(f.column for f in BREAKER_FIELDS)
 BREAKERS_SELECT_ALL = f"SELECT {BREAKER_COLUMNS} FROM {Breaker._meta.db_table}"  # noqa: S608 - constants
 
 
-def breakers_lock(dialect: Dialect, *, count: int) -> str:
-    """The rows of ``count`` named breakers and each one's calls in flight (a last column), locked
-    for the claim's transaction, skipping rows another claim holds (PostgreSQL; SQLite's IMMEDIATE
-    transaction already serialises claims).
+def breakers_lock(dialect: Dialect, *, count: int, skip_locked: bool) -> str:
+    """Lock ``count`` named breaker rows for the claim's transaction, in name order (two claims
+    then take them in the same order), returning the names of those locked: skipping rows another
+    claim holds, or with ``skip_locked=False`` waiting for them (PostgreSQL; SQLite's IMMEDIATE
+    transaction already serialises claims). Parameters: the names.
+
+    It counts nothing: a statement reads the other tables as they were when it started, so a
+    count taken beside the lock could miss the calls of a claim that committed while the lock
+    was being taken — above all while waiting for it. ``breakers_counted`` counts them next, in a
+    statement that starts once the rows are held."""
+    return (
+        f"SELECT name FROM {Breaker._meta.db_table} "  # noqa: S608 - constants
+        f"WHERE name IN ({', '.join(['%s'] * count)}) ORDER BY name{dialect.lock_clause(skip_locked=skip_locked)}"
+    )
+
+
+def breakers_counted(*, count: int) -> str:
+    """The rows of ``count`` named breakers and each one's calls in flight (a last column).
 
     Parameters: now, then the names. Calls in flight are running jobs whose lease is live at now:
     a dead worker's calls stop counting when its lease expires, so a crash never holds a slot for
     longer than the lease (``job_status_dependency``). Flow control counts them and takes its
-    rate-limit slot under this lock, so two workers never both spend the last free slot."""
+    rate-limit slot while holding the rows (``breakers_lock``), so two workers never both spend
+    the last free slot."""
     table = Breaker._meta.db_table
     jobs = Job._meta.db_table
     in_flight = (
@@ -35,8 +50,13 @@ def breakers_lock(dialect: Dialect, *, count: int) -> str:
     )
     return (
         f"SELECT {BREAKER_COLUMNS}, {in_flight} FROM {table} "  # noqa: S608 - constants
-        f"WHERE name IN ({', '.join(['%s'] * count)}){dialect.lock_clause(skip_locked=True)}"
+        f"WHERE name IN ({', '.join(['%s'] * count)}) ORDER BY name"
     )
+
+
+# Set this transaction's lock timeout, returning the one in force before (to put back).
+# Parameter: the new timeout ('100ms').
+LOCK_TIMEOUT_SET = "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)"
 
 
 # Take the rate limit's next slot (GCRA): the theoretical arrival time moves one interval on,
