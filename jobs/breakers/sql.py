@@ -18,36 +18,50 @@ BREAKER_COLUMNS = ", ".join(f.column for f in BREAKER_FIELDS)
 BREAKERS_SELECT_ALL = f"SELECT {BREAKER_COLUMNS} FROM {Breaker._meta.db_table}"  # noqa: S608 - constants
 
 
-def breakers_lock(dialect: Dialect, *, count: int) -> str:
-    """The rows of ``count`` named breakers, locked for the claim's transaction, skipping rows
-    another claim holds (PostgreSQL; SQLite's IMMEDIATE transaction already serialises claims).
+def breakers_lock(dialect: Dialect, *, count: int, skip_locked: bool) -> str:
+    """Lock ``count`` named breaker rows for the claim's transaction, in name order (two claims
+    then take them in the same order), returning the names of those locked: skipping rows another
+    claim holds, or with ``skip_locked=False`` waiting for them (PostgreSQL; SQLite's IMMEDIATE
+    transaction already serialises claims). Parameters: the names.
 
-    Parameters: the names. The calls in flight are counted by the next statement
-    (``in_flight``), never in this one: under READ COMMITTED a statement reads the jobs as they
-    were when it started, which may be before the commit of the claim whose lock it then takes —
-    a count in the locking statement could miss that claim's calls and exceed the limit."""
+    It counts nothing: a statement reads the other tables as they were when it started, so a
+    count taken beside the lock could miss the calls of a claim that committed while the lock
+    was being taken — above all while waiting for it. ``breakers_counted`` counts them next, in a
+    statement that starts once the rows are held."""
     return (
-        f"SELECT {BREAKER_COLUMNS} FROM {Breaker._meta.db_table} "  # noqa: S608 - constants
-        f"WHERE name IN ({', '.join(['%s'] * count)}){dialect.lock_clause(skip_locked=True)}"
+        f"SELECT name FROM {Breaker._meta.db_table} "  # noqa: S608 - constants
+        f"WHERE name IN ({', '.join(['%s'] * count)}) ORDER BY name{dialect.lock_clause(skip_locked=skip_locked)}"
     )
 
 
-def in_flight(*, count: int) -> str:
-    """(dependency, calls in flight) for ``count`` names: running jobs whose lease is live at now.
+def breakers_counted(*, count: int) -> str:
+    """The rows of ``count`` named breakers and each one's calls in flight (a last column).
 
-    Parameters: now, the names. A dead worker's calls stop counting when its lease expires, so a
-    crash never holds a slot for longer than the lease (``job_status_dependency``). Run after
-    ``breakers_lock`` in the same transaction: its snapshot then includes every claim that held
-    those rows before."""
+    Parameters: now, then the names. Calls in flight are running jobs whose lease is live at now:
+    a dead worker's calls stop counting when its lease expires, so a crash never holds a slot for
+    longer than the lease (``job_status_dependency``). Flow control counts them and takes its
+    rate-limit slot while holding the rows (``breakers_lock``), so two workers never both spend
+    the last free slot."""
+    table = Breaker._meta.db_table
     jobs = Job._meta.db_table
-    return (
-        f"SELECT dependency, COUNT(*) FROM {jobs} WHERE status = '{JobStatus.RUNNING.value}' "  # noqa: S608
-        f"AND lease_expires_at > %s AND dependency IN ({', '.join(['%s'] * count)}) GROUP BY dependency"
+    in_flight = (
+        f"(SELECT COUNT(*) FROM {jobs} WHERE {jobs}.status = '{JobStatus.RUNNING.value}' "  # noqa: S608 - constants
+        f"AND {jobs}.lease_expires_at > %s AND {jobs}.dependency = {table}.name)"
     )
+    return (
+        f"SELECT {BREAKER_COLUMNS}, {in_flight} FROM {table} "  # noqa: S608 - constants
+        f"WHERE name IN ({', '.join(['%s'] * count)}) ORDER BY name"
+    )
+
+
+# Set this transaction's lock timeout, returning the one in force before (to put back).
+# Parameter: the new timeout ('100ms').
+LOCK_TIMEOUT_SET = "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)"
 
 
 # Set the rate limit's theoretical arrival time (a claim giving back slots it did not use).
 RATE_SET = f"UPDATE {Breaker._meta.db_table} SET rate_tat = %s WHERE name = %s"  # noqa: S608 - constants
+
 
 # Take the rate limit's next slot (GCRA): the theoretical arrival time moves one interval on,
 # only if it has not passed ``now`` (a concurrent claim that took it first makes this miss).

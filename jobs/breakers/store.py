@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -56,19 +56,54 @@ def breakers_all() -> list[Breaker]:
     return _rows(sql.BREAKERS_SELECT_ALL, [])
 
 
-def breakers_lock(names: list[str], *, now: datetime) -> dict[str, tuple[Breaker, int]]:
-    """The rows of ``names`` as they are now, locked until the transaction ends, each with its
-    calls in flight at ``now`` (counted once the locks are held: ``sql.breakers_lock``); a row
-    another transaction holds is left out (its dependency admits nothing more in this claim)."""
+def breakers_lock(names: list[str], *, now: datetime, wait: float = 0.0) -> dict[str, tuple[Breaker, int]]:
+    """The rows of ``names`` as they are now with their calls in flight at ``now``, locked until
+    the transaction ends. On PostgreSQL the rows are locked first, skipping those another claim
+    holds, and then, with ``wait`` (seconds), waiting that long for those (``_lock_waiting``): the
+    claim holding one commits in a few milliseconds, and a claim that skipped it would take none
+    of its dependency's jobs. A row still held after ``wait`` is left out (its dependency admits
+    nothing more in this claim). The calls in flight are counted once the rows are held, in the
+    next statement: one that started before a lock was granted would not see the calls of the
+    claim that held it (``sql.breakers_lock``)."""
     if not names:
         return {}
-    rows = {row.name: row for row in _rows(sql.breakers_lock(dialect.current(), count=len(names)), list(names))}
-    if not rows:
-        return {}
+    db = dialect.current()
+    if db.skips_locked:
+        with connection.cursor() as cursor:
+            cursor.execute(sql.breakers_lock(db, count=len(names), skip_locked=True), names)
+            held = [name for (name,) in cursor.fetchall()]
+        missing = sorted(set(names) - set(held))
+        if missing and wait > 0 and _lock_waiting(missing, wait):
+            held += missing
+        names = sorted(held)
+        if not names:
+            return {}
     with connection.cursor() as cursor:
-        cursor.execute(sql.in_flight(count=len(rows)), [connection.ops.adapt_datetimefield_value(now), *sorted(rows)])
-        counts = dict(cursor.fetchall())
-    return {name: (row, counts.get(name, 0)) for name, row in rows.items()}
+        cursor.execute(sql.breakers_counted(count=len(names)), [connection.ops.adapt_datetimefield_value(now), *names])
+        rows = cursor.fetchall()
+    return {row.name: (row, in_flight) for row, in_flight in ((_row(r[:-1]), r[-1]) for r in rows)}
+
+
+# A lock wait that ends in a lock timeout, or a deadlock PostgreSQL broke by failing this side.
+_LOCK_GIVEN_UP = {"55P03", "40P01"}
+
+
+def _lock_waiting(names: list[str], wait: float) -> bool:
+    """Lock the rows of ``names`` (PostgreSQL), waiting at most ``wait`` seconds; whether they are
+    held now. In a savepoint with its own lock timeout, so giving up undoes only the wait, never the
+    transaction it is part of (the worker's trip: its recorded outcomes stay)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql.LOCK_TIMEOUT_SET, [f"{max(1, round(wait * 1000))}ms"])
+            [(previous, _)] = cursor.fetchall()
+            cursor.execute(sql.breakers_lock(dialect.current(), count=len(names), skip_locked=False), names)
+            cursor.fetchall()
+            cursor.execute(sql.LOCK_TIMEOUT_SET, [previous])
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) not in _LOCK_GIVEN_UP:
+            raise
+        return False  # the rollback to the savepoint also put the lock timeout back
+    return True
 
 
 def _rows(statement: str, params: list[Any]) -> list[Breaker]:
@@ -105,6 +140,6 @@ def _aware(value: Any) -> datetime | None:
 def jobs_in_flight(*, now: datetime, dependency: str | None = None) -> QuerySet[Job]:
     """The calls in flight flow control counts: running jobs whose lease is live at ``now`` (a
     dead worker's calls stop counting when its lease expires). The claim says the same in SQL
-    (``jobs.breakers.sql.in_flight``)."""
+    (``jobs.breakers.sql.breakers_counted``)."""
     running = Job.objects.filter(status=JobStatus.RUNNING, lease_expires_at__gt=now)
     return running if dependency is None else running.filter(dependency=dependency)
