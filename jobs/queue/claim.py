@@ -99,17 +99,20 @@ def claims_take(
     with transaction.atomic(savepoint=False):  # inside the worker's trip: no savepoint to pay for
         gates = gates if gates is not None else breakers.claim_gates(now=now)
         limited = _limited(gates, now)
+        budgets: dict[str, _Budget] = {}
         if limited is not None and limited:
             # Every breaker admits, some dependency has a limit in force: one probe of their heads.
             # Idle ones (the usual case: configured, unproven, no jobs) leave the one-UPDATE claim,
             # and so do busy ones whose limits cannot bind in this claim (``_roomy``).
             busy = sorted({name for _, _, name in _heads(sorted(set(limited) - set(exclude_dependencies)), now)})
-            limited = [name for name in limited if name not in busy] if _roomy(gates, busy, limit, now) else None
+            budgets = _budgets(gates, busy, now) if busy else {}
+            limited = [name for name in limited if name not in busy] if _roomy(busy, budgets, limit) else None
         if limited is not None:
             excluded = sorted({*exclude_dependencies, *limited})
             claims = [Claim(job=job) for job in _take_in_pop_order(worker_id, limit, excluded, now)]
         else:
-            claims = _claim_by_dependency(gates, exclude_dependencies, worker_id, limit, now)
+            # The budgets measured above hold for this transaction: the claim goes on with them.
+            claims = _claim_by_dependency(gates, exclude_dependencies, worker_id, limit, now, budgets=budgets)
         if not claims:
             return []
         events.events_record([
@@ -139,15 +142,12 @@ def _limited(gates: Gates, now: datetime) -> list[str] | None:
     return limited
 
 
-def _roomy(gates: Gates, busy: list[str], limit: int, now: datetime) -> bool:
+def _roomy(busy: list[str], budgets: dict[str, _Budget], limit: int) -> bool:
     """Can none of the ``busy`` limited dependencies' limits bind in a claim of ``limit`` jobs?
     True when each has room for all of them in flight and no rate limit (a rate limit starts a
-    few calls per claim at most: ``flow.rate_starts``). Measured under the breaker rows' lock
-    (``_budgets``), which the one-UPDATE claim then holds to its commit, so no concurrent claim
-    spends the same room."""
-    if not busy:
-        return True
-    budgets = _budgets(gates, busy, now)
+    few calls per claim at most: ``flow.rate_starts``). ``budgets`` are measured under the breaker
+    rows' lock (``_budgets``), which the one-UPDATE claim then holds to its commit, so no
+    concurrent claim spends the same room."""
     return all(name in budgets and budgets[name].rate is None
                and (budgets[name].calls is None or budgets[name].calls >= limit) for name in busy)
 
@@ -200,16 +200,18 @@ def _heads(names: list[str], now: datetime) -> list[tuple[int, int, str]]:
 
 
 def _claim_by_dependency(
-    gates: Gates, exclude_dependencies: Collection[str], worker_id: str, limit: int, now: datetime
+    gates: Gates, exclude_dependencies: Collection[str], worker_id: str, limit: int, now: datetime,
+    *, budgets: dict[str, _Budget] | None = None,
 ) -> list[Claim]:
     """Up to ``limit`` claims in pop order across the dependencies whose breaker admits a call (or
-    one trial) and whose flow control has room; the rows are locked on PostgreSQL."""
+    one trial) and whose flow control has room; the rows are locked on PostgreSQL. ``budgets``:
+    those already measured in this transaction (each limited dependency is measured once)."""
     db = dialect.current()
     open_to = {
         name: decision for name, (decision, _) in gates.items()
         if decision != breakers.Decision.REJECT and name not in exclude_dependencies
     }
-    budgets: dict[str, _Budget] = {}
+    budgets = dict(budgets or {})
     claims: list[Claim] = []
     while len(claims) < limit:
         names = sorted(name for name in open_to if budgets.get(name, _FREE).calls != 0)

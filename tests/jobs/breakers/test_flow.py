@@ -314,6 +314,22 @@ def test_growth_is_a_change_only_when_the_limit_gains_a_whole_call():
         assert flow.adaptive_change(row)["at"] == at(1).isoformat(), "a fraction of a call is no change"
 
 
+def test_a_limited_claim_measures_each_dependency_once():
+    """The budgets measured to choose the claim's path are the ones it then claims with: one count
+    of calls in flight per claim, not one to choose and another to claim."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with configure(rate_limit="5/s"):
+        backlog(3)
+        breakers.breakers_ensure()
+        Breaker.objects.filter(name=SVC).update(probe_window=64)
+        with CaptureQueriesContext(connection) as queries:
+            assert len(take(10)) == 1
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(*)" in q["sql"] and "lease_expires_at" in q["sql"]]
+    assert len(counts) == 1, counts
+
+
 def test_slots_a_claim_does_not_start_go_back_to_the_rate_limit():
     """1,000/s with its jobs between another dependency's in pop order: each claim starts one
     before the other dependency's head stops the run; the other nine slots are not spent."""
