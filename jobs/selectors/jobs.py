@@ -15,7 +15,7 @@ from jobs import access, breakers, dialect, validation
 from jobs.exceptions import JobNotFound
 from jobs.models import Breaker, EventKind, Job, JobEvent, JobStatus, WorkerHeartbeat
 from jobs.selectors import sql
-from jobs.selectors.breakers import breaker_policy
+from jobs.selectors.breakers import breaker_policy, flow_holding
 from jobs.selectors.job_query import ORDERINGS, JobQuery, id_prefix_bounds
 from jobs.selectors.queue import HEAVY_FIELDS, jobs_in_pop_order
 
@@ -123,23 +123,23 @@ def _breaker_holding(dependency: str, now, *, row: Breaker | None) -> dict[str, 
 
 
 def _flow_holding(dependency: str, now: datetime, *, row: Breaker | None) -> dict[str, Any] | None:
-    """Why flow control holds the job (the limit, and when it can next start), or None. The
-    claim's own rules (``breakers.flow``) on the same row; calls in flight are live leases."""
+    """Why flow control holds the job (the limit, and when it can next start), or None. The rule
+    the breaker's card and /metrics use (``flow_holding``), on the same row; calls in flight are
+    live leases (counted only when a limit on them is in force)."""
     if row is None:
         return None
-    dep = breaker_policy(name=dependency)
-    allowed = breakers.flow.allowance(row, dep, now)
-    if allowed.calls is not None:
-        running = breakers.jobs_in_flight(now=now, dependency=dependency)
-        in_flight = running.count()
-        if in_flight >= allowed.calls:
-            soonest = running.order_by("lease_expires_at").values_list("lease_expires_at", flat=True).first()
-            return {
-                "reason": allowed.why, "dependency": dependency, "in_flight": in_flight, "limit": allowed.calls,
-                "when": "a call in flight finishes",
-                **({"at_latest": soonest.isoformat()} if soonest else {}),
-            }
-    if allowed.rate is not None and not breakers.flow.rate_admits(row, allowed.rate, now.timestamp()):
+    allowed = breakers.flow.allowance(row, breaker_policy(name=dependency), now)
+    running = breakers.jobs_in_flight(now=now, dependency=dependency)
+    in_flight = running.count() if allowed.calls is not None else 0
+    holding = flow_holding(row=row, now=now, in_flight=in_flight)
+    if holding == "limit":
+        soonest = running.order_by("lease_expires_at").values_list("lease_expires_at", flat=True).first()
+        return {
+            "reason": allowed.why, "dependency": dependency, "in_flight": in_flight, "limit": allowed.calls,
+            "when": "a call in flight finishes",
+            **({"at_latest": soonest.isoformat()} if soonest else {}),
+        }
+    if holding == "rate":
         return {"reason": "rate_limit", "dependency": dependency, "rate_limit": str(allowed.rate),
                 "until": datetime.fromtimestamp(row.rate_tat, UTC).isoformat()}
     return None
