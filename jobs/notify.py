@@ -7,6 +7,7 @@ message costs at most one poll interval (workers) or one idle refresh (dashboard
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import threading
@@ -42,8 +43,46 @@ async def _asend(method: str, target: str, message: dict, what: str) -> None:
         log.warning("could not send %s", what, exc_info=True)
 
 
+# (method, target, message, what) of each hint an HTTP request asked for, sent once its response
+# has gone (``hints_after_response``); None outside such a request.
+_after_response: contextvars.ContextVar[list[tuple[str, str, dict, str]] | None] = contextvars.ContextVar(
+    "resilient_hints_after_response", default=None)
+
+
 def _send(method: str, target: str, message: dict, what: str) -> None:
+    deferred = _after_response.get()
+    if deferred is not None:
+        deferred.append((method, target, message, what))
+        return
     async_to_sync(_asend)(method, target, message, what)
+
+
+@contextmanager
+def hints_after_response() -> Iterator[list[tuple[str, str, dict, str]]]:
+    """Inside, hints are noted in the yielded list instead of sent; the caller sends them with
+    ``asend_hints`` once its response has gone. For an ASGI server's HTTP requests: the client's
+    answer waits neither for Redis nor for the event loop's turn at the hints, and what they
+    announce is committed before they go either way.
+
+    A context variable: Django's sync views run in a copy of the request's context, so what
+    they note lands in this list."""
+    hints: list[tuple[str, str, dict, str]] = []
+    token = _after_response.set(hints)
+    try:
+        yield hints
+    finally:
+        _after_response.reset(token)
+
+
+async def asend_hints(hints: list[tuple[str, str, dict, str]]) -> None:
+    """Send the hints ``hints_after_response`` noted, in order; a dashboard hint once."""
+    dashboard_sent = False
+    for method, target, message, what in hints:
+        if message is DASHBOARD_CHANGED:
+            if dashboard_sent:
+                continue
+            dashboard_sent = True
+        await _asend(method, target, message, what)
 
 
 async def _asend_wake_and_dashboard() -> None:
@@ -52,6 +91,11 @@ async def _asend_wake_and_dashboard() -> None:
 
 
 def _send_wake_and_dashboard() -> None:
+    deferred = _after_response.get()
+    if deferred is not None:
+        deferred.append(("send", JOBS_CHANNEL, WAKE, "worker wake-up"))
+        deferred.append(("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint"))
+        return
     # Both hints in one task, and the request thread does not wait for it: under Daphne the view
     # runs in a sync_to_async thread, and two waited async_to_sync hops to the loop cost a fifth
     # of a submission. The task runs on the server's own loop (the in-memory layer's too); a

@@ -176,11 +176,11 @@ else:
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis cache with one pool and one client per process: Django's own builds a
+            # pool per request thread and a client per call (resilient/redis_cache.py).
+            "BACKEND": "resilient.redis_cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "resilient",
-            # One pool per process: Django's own builds one per request thread (resilient/redis_cache.py).
-            "OPTIONS": {"pool_class": "resilient.redis_cache.SharedConnectionPool"},
         }
     }
 else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import DateTimeField, JSONField
 
 from jobs.dialect import Dialect
-from jobs.models import Breaker, Job, JobStatus
+from jobs.models import Breaker, BreakerOverride, BreakerState, Job, JobStatus
 
 # The columns of a Breaker row, in the order the statements below select them.
 BREAKER_FIELDS = Breaker._meta.concrete_fields
@@ -51,6 +51,32 @@ def breakers_counted(*, count: int) -> str:
     return (
         f"SELECT {BREAKER_COLUMNS}, {in_flight} FROM {table} "  # noqa: S608 - constants
         f"WHERE name IN ({', '.join(['%s'] * count)}) ORDER BY name"
+    )
+
+
+def breakers_holding(*, count: int) -> str:
+    """Which of ``count`` named breakers reject a call at a time, as ``holds.holds_read`` reads
+    them, for a statement that writes the ``held`` events itself (a submission on PostgreSQL):
+    columns name, why, until, and until as Python's ``isoformat()`` writes it (UTC).
+
+    The decision is ``rules.decide(row, now) != ADMIT``: an override in force (none, or its expiry
+    after now) decides, else the automatic state; only closed admits. ``holds_read`` is the
+    rule's Python side, and a test holds the two to the same answers. Parameters: now, then the names."""
+    table = Breaker._meta.db_table
+    closed, forced_closed, none = BreakerState.CLOSED.value, BreakerOverride.CLOSED.value, BreakerOverride.NONE.value
+    iso = (
+        "to_char(until AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+        "|| CASE WHEN mod(date_part('microseconds', until)::bigint, 1000000) = 0 THEN '' "
+        "ELSE to_char(until AT TIME ZONE 'UTC', '.US') END || '+00:00'"
+    )
+    return (
+        f"SELECT name, why, until, {iso} AS until_text FROM ("  # noqa: S608 - constants
+        f"SELECT name, CASE WHEN forced THEN override = '{forced_closed}' ELSE state = '{closed}' END AS admits, "
+        "CASE WHEN forced THEN 'breaker forced ' || override ELSE 'breaker ' || state END AS why, "
+        "CASE WHEN forced THEN override_expires_at ELSE retry_at END AS until "
+        f"FROM (SELECT name, state, override, override_expires_at, retry_at, override <> '{none}' "
+        "AND (override_expires_at IS NULL OR override_expires_at > %s) AS forced "
+        f"FROM {table} WHERE name IN ({', '.join(['%s'] * count)})) AS named) AS decided WHERE NOT admits"
     )
 
 

@@ -191,15 +191,11 @@ def _insert(new: list[Submission], *, submitter: Any, actor: str) -> list[Job]:
         )
         for sub in new
     ]
-    # Read before the write, so that the jobs, their events and counts go in one statement
-    # (submit_rows). A breaker that starts rejecting meanwhile holds these jobs anyway: the
-    # transition marks its pending backlog once it sees them, as when it commits after this read.
-    holding = breakers.holds_read(names={job.dependency for job in jobs}, now=now)
-    held = breakers.held_events(jobs=jobs, holding=holding, actor=actor, now=now)
     submitted = [(job, EventKind.SUBMITTED, actor, now, _submitted_details(job, now)) for job in jobs]
     counts = collections.Counter(job.dependency for job in jobs)
-    submit_rows.jobs_insert(
-        jobs=jobs, new_events=submitted + held,
+    # With them, a held event for each job whose breaker rejects calls now (read in the same statement).
+    held = submit_rows.jobs_insert(
+        jobs=jobs, new_events=submitted, actor=actor, now=now,
         increments={(CounterMetric.SUBMITTED, dep, ""): n for dep, n in counts.items()},
     )
     breakers.held_logged(held)

@@ -1,4 +1,4 @@
-"""The Redis channel layer's one-round-trip send keeps upstream's contract (resilient/channel_layer.py)."""
+"""The Redis channel layer's one-round-trip send and group send keep upstream's contract (resilient/channel_layer.py)."""
 
 from __future__ import annotations
 
@@ -45,4 +45,51 @@ async def test_a_process_specific_channel_reaches_its_receiver(layers):
     channel = await ours.new_channel()
     await ours.send(channel, {"type": "x.y"})
     assert (await ours.receive(channel))["type"] == "x.y"
+    await ours.flush()
+
+
+async def test_a_group_send_reaches_every_member_and_no_one_else(layers):
+    ours, upstream = layers
+    first, second, outsider = await ours.new_channel(), await ours.new_channel(), await ours.new_channel()
+    await ours.group_add("dashboard", first)
+    await upstream.group_add("dashboard", second)  # added by upstream: the same group key
+    await ours.group_send("dashboard", {"type": "dashboard.changed"})
+    assert (await ours.receive(first))["type"] == "dashboard.changed"
+    assert (await ours.receive(second))["type"] == "dashboard.changed"
+    await ours.send(outsider, {"type": "other"})
+    assert (await ours.receive(outsider))["type"] == "other"  # the group message never reached it
+    await ours.flush()
+
+
+async def test_a_group_send_to_an_empty_group_sends_nothing(layers):
+    ours, _ = layers
+    await ours.group_send("nobody-here", {"type": "dashboard.changed"})
+    channel = await ours.new_channel()
+    await ours.group_add("nobody-here", channel)
+    await ours.group_discard("nobody-here", channel)
+    await ours.group_send("nobody-here", {"type": "dashboard.changed"})
+    connection = ours.connection(0)
+    assert await connection.zcard(ours.prefix + ours.non_local_name(channel)) == 0
+    await ours.flush()
+
+
+async def test_a_group_send_skips_a_full_member_and_drops_expired_members(layers):
+    ours, upstream = layers
+    full, fine = await ours.new_channel(), await ours.new_channel()
+    for channel in (full, fine):
+        await ours.group_add("dashboard", channel)
+    for n in range(3):
+        await ours.send(full, {"type": "filler", "n": n})
+    await ours.group_send("dashboard", {"type": "dashboard.changed"})
+    # Both specific channels of this process share one key: its capacity of 3 is reached.
+    key = ours.prefix + ours.non_local_name(full)
+    assert await ours.connection(0).zcard(key) == 3
+    await ours.flush()
+
+    ours.group_expiry = 1
+    channel = await ours.new_channel()
+    await ours.connection(0).zadd(ours._group_key("stale"), {channel: 0})  # joined at the epoch
+    await ours.group_send("stale", {"type": "dashboard.changed"})
+    assert await ours.connection(0).zcard(ours._group_key("stale")) == 0
+    assert await ours.connection(0).zcard(ours.prefix + ours.non_local_name(channel)) == 0
     await ours.flush()

@@ -1,22 +1,20 @@
-"""The cache's Redis connections are per process, not per request thread (resilient/redis_cache.py)."""
+"""The cache's Redis connections and client are per process, not per request thread (resilient/redis_cache.py)."""
 
 from __future__ import annotations
 
 import threading
 
-from django.core.cache.backends.redis import RedisCache
-
-from resilient.redis_cache import SharedConnectionPool
+from resilient.redis_cache import RedisCache, SharedConnectionPool
 
 
 def _cache(url: str) -> RedisCache:
     # What Django builds for each new thread or async context: a RedisCache of settings.CACHES.
-    return RedisCache(url, {"OPTIONS": {"pool_class": "resilient.redis_cache.SharedConnectionPool"}})
+    return RedisCache(url, {})
 
 
 def test_caches_of_different_threads_share_one_pool_and_one_connection(redis_url, monkeypatch):
     monkeypatch.setattr(SharedConnectionPool, "_pools", {})  # not the pool earlier tests used
-    pools, errors = [], []
+    pools, clients, errors = [], [], []
 
     def request_thread(n: int) -> None:
         try:
@@ -24,6 +22,7 @@ def test_caches_of_different_threads_share_one_pool_and_one_connection(redis_url
             cache.set(f"shared-pool-test-{n}", n, timeout=30)
             assert cache.get(f"shared-pool-test-{n}") == n
             pools.append(cache._cache._get_connection_pool(write=True))
+            clients.append(cache._cache.get_client(write=True))
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
 
@@ -34,6 +33,7 @@ def test_caches_of_different_threads_share_one_pool_and_one_connection(redis_url
     assert not errors
     assert len({id(pool) for pool in pools}) == 1
     assert isinstance(pools[0], SharedConnectionPool)
+    assert len({id(client) for client in clients}) == 1 and clients[0].connection_pool is pools[0]
     # Three requests, one TCP connection: the pool handed the same one back each time.
     assert len(pools[0]._available_connections) + len(pools[0]._in_use_connections) == 1
 
@@ -41,3 +41,4 @@ def test_caches_of_different_threads_share_one_pool_and_one_connection(redis_url
 def test_other_options_get_their_own_pool(redis_url):
     assert SharedConnectionPool.from_url(redis_url) is SharedConnectionPool.from_url(redis_url)
     assert SharedConnectionPool.from_url(redis_url, socket_timeout=5) is not SharedConnectionPool.from_url(redis_url)
+

@@ -1,7 +1,7 @@
 """A submission's writes: the jobs, their events and counts, all or nothing (jobs/services/submit_rows.py).
 
-On PostgreSQL a submission reads its breakers and writes everything in one more statement; on
-SQLite the same rows go in one transaction. The rows are the same on both."""
+On PostgreSQL a submission reads its breakers and writes everything in one statement; on SQLite
+the same rows go in one transaction. The rows are the same on both."""
 
 from __future__ import annotations
 
@@ -33,13 +33,24 @@ def test_one_job_is_stored_with_its_event_and_count(user):
 
 
 @override_settings(RESILIENT={"MAX_PENDING_PER_USER": 0})  # no cap: its count is a statement of its own
-def test_on_postgresql_one_job_costs_two_statements_and_no_transaction(postgres, user):
+def test_on_postgresql_one_job_costs_one_statement_and_no_transaction(postgres, user):
     services.job_submit(kind="noop", submitter=user)  # warm: the registry, the breaker rows
     with CaptureQueriesContext(connection) as queries:
         services.job_submit(kind="noop", submitter=user)
     statements = [q["sql"] for q in queries.captured_queries]
-    assert len(statements) == 2, statements  # the breaker read, then one statement for every row
-    assert statements[1].startswith("WITH new_jobs AS (INSERT")
+    assert len(statements) == 1, statements  # the breaker read and every row in one statement
+    assert statements[0].startswith("WITH new_jobs AS (INSERT")
+
+
+@override_settings(RESILIENT={"MAX_PENDING_PER_USER": 0})
+def test_on_postgresql_a_held_job_costs_one_statement_too(postgres, user):
+    breakers.breaker_force_open(name="local", reason="maintenance", actor="user:operator")
+    services.job_submit(kind="noop", submitter=user)
+    with CaptureQueriesContext(connection) as queries:
+        job, _ = services.job_submit(kind="noop", submitter=user)
+    assert len(queries.captured_queries) == 1, [q["sql"] for q in queries.captured_queries]
+    assert list(JobEvent.objects.filter(job=job).order_by("id").values_list("kind", flat=True)) == [
+        EventKind.SUBMITTED, EventKind.HELD]
 
 
 def test_a_held_job_gets_submitted_then_held(user):
@@ -71,6 +82,7 @@ def test_a_key_violation_writes_nothing_and_leaves_an_outer_transaction_usable(u
     with transaction.atomic():
         with pytest.raises(IntegrityError):
             submit_rows.jobs_insert(jobs=[twin], new_events=[(twin, EventKind.SUBMITTED, "x", twin.created_at, {})],
-                                    increments={(CounterMetric.SUBMITTED, "local", ""): 1})
+                                    increments={(CounterMetric.SUBMITTED, "local", ""): 1},
+                                    actor="x", now=twin.created_at)
         assert Job.objects.count() == 1  # the transaction still answers
     assert JobEvent.objects.count() == 1 and _submitted() == 1
