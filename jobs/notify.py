@@ -75,19 +75,36 @@ def hints_after_response() -> Iterator[list[tuple[str, str, dict, str]]]:
 
 
 async def asend_hints(hints: list[tuple[str, str, dict, str]]) -> None:
-    """Send the hints ``hints_after_response`` noted, in order; a dashboard hint once."""
-    dashboard_sent = False
-    for method, target, message, what in hints:
-        if message is DASHBOARD_CHANGED:
-            if dashboard_sent:
-                continue
-            dashboard_sent = True
-        await _asend(method, target, message, what)
+    """Send the hints ``hints_after_response`` noted: each wake-up, the dashboard hint once (with
+    the first wake-up when there is one), any other in order."""
+    for hint in hints:
+        if hint[2] is not WAKE and hint[2] is not DASHBOARD_CHANGED:
+            await _asend(*hint)
+    wakes = sum(1 for _, _, message, _ in hints if message is WAKE)
+    dashboard = any(message is DASHBOARD_CHANGED for _, _, message, _ in hints)
+    if wakes and dashboard:
+        await _asend_wake_and_dashboard()
+        wakes, dashboard = wakes - 1, False
+    for _ in range(wakes):
+        await _asend("send", JOBS_CHANNEL, WAKE, "worker wake-up")
+    if dashboard:
+        await _asend("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
 
 
 async def _asend_wake_and_dashboard() -> None:
-    await _asend("send", JOBS_CHANNEL, WAKE, "worker wake-up")
-    await _asend("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
+    """A worker wake-up and the dashboard hint: one round trip on the Redis layer."""
+    layer = get_channel_layer()
+    both = getattr(layer, "send_and_group_send", None)
+    if both is None:
+        await _asend("send", JOBS_CHANNEL, WAKE, "worker wake-up")
+        await _asend("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
+        return
+    try:
+        await both(JOBS_CHANNEL, WAKE, DASHBOARD_GROUP, DASHBOARD_CHANGED)
+    except ChannelFull:
+        pass  # enough wake-ups are already waiting; the dashboards heard
+    except Exception:
+        log.warning("could not send worker wake-up and dashboard hint", exc_info=True)
 
 
 def _send_wake_and_dashboard() -> None:

@@ -7,7 +7,8 @@ four commands, each a round trip and a turn of the event loop on the web process
 same four in one Lua script, with the same capacity rule (``ChannelFull`` when the channel already
 holds ``capacity`` messages). Its ``group_send`` drops expired members and reads the rest in one
 script, then per Redis host drops each member channel's expired messages and adds the message in
-another (upstream: a command, a command, a pipeline, a script).
+another (upstream: a command, a command, a pipeline, a script). ``send_and_group_send`` does a
+submission's two in one round trip while no dashboard is open.
 """
 
 from __future__ import annotations
@@ -55,6 +56,21 @@ end
 return over_capacity
 """
 
+# A send and the members of a group in one script (a submission's wake-up and dashboard hint).
+# KEYS[1] the channel's key, KEYS[2] the group's; ARGV: _SEND's five, then the oldest member
+# score kept. Answers {sent (1/0), the group's members}.
+_SEND_AND_MEMBERS = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], 0, ARGV[3])
+local sent = 0
+if redis.call('ZCOUNT', KEYS[1], '-inf', '+inf') < tonumber(ARGV[4]) then
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+    redis.call('EXPIRE', KEYS[1], ARGV[5])
+    sent = 1
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], 0, ARGV[6])
+return {sent, redis.call('ZRANGE', KEYS[2], 0, -1)}
+"""
+
 log = logging.getLogger(__name__)
 
 
@@ -87,6 +103,34 @@ class RedisChannelLayer(core.RedisChannelLayer):
         members = await self.connection(self.consistent_hash(group)).eval(
             _GROUP_MEMBERS, 1, self._group_key(group), int(now) - self.group_expiry,
         )
+        await self._group_deliver(group, members, message, now)
+
+    async def send_and_group_send(self, channel: str, message: dict, group: str, group_message: dict) -> None:
+        """``send(channel, message)`` then ``group_send(group, group_message)``, the send and the
+        group's members in one round trip when one Redis host holds both (one host: always).
+        The group hears even when the channel is full; ``ChannelFull`` is raised after."""
+        assert isinstance(message, dict) and "__asgi_channel__" not in message
+        assert "!" not in channel, "a general channel only"
+        assert self.require_valid_channel_name(channel), "Channel name not valid"
+        assert self.require_valid_group_name(group), "Group name not valid"
+        index = next(self._send_index_generator)
+        if index != self.consistent_hash(group):
+            try:
+                await self.send(channel, message)
+            finally:
+                await self.group_send(group, group_message)
+            return
+        now = time.time()
+        sent, members = await self.connection(index).eval(
+            _SEND_AND_MEMBERS, 2, self.prefix + channel, self._group_key(group), self.serialize(message), now,
+            int(now) - int(self.expiry), self.get_capacity(channel), int(self.expiry), int(now) - self.group_expiry,
+        )
+        await self._group_deliver(group, members, group_message, now)
+        if not sent:
+            raise ChannelFull()
+
+    async def _group_deliver(self, group: str, members: list[bytes], message: dict, now: float) -> None:
+        """Add ``message`` to the channels of ``members`` (read from ``group``), one script per host."""
         if not members:
             return
         channel_names = [member.decode("utf8") for member in members]

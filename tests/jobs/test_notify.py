@@ -90,3 +90,24 @@ async def test_a_failing_send_from_a_server_thread_is_logged_not_raised(caplog):
             break
         await asyncio.sleep(0.05)
     assert "could not send worker wake-up" in caplog.text
+
+
+async def test_on_redis_a_submission_from_a_server_thread_wakes_a_worker_and_tells_dashboards(redis_url):
+    import asyncio
+    import uuid
+
+    from channels.db import database_sync_to_async
+
+    from jobs.notify import DASHBOARD_GROUP
+
+    layers = {"default": {"BACKEND": "resilient.channel_layer.RedisChannelLayer",
+                          "CONFIG": {"hosts": [redis_url], "prefix": f"test-{uuid.uuid4().hex[:8]}"}}}
+    with override_settings(CHANNEL_LAYERS=layers):  # channels builds the layer afresh
+        layer = get_channel_layer()
+        listener = await layer.new_channel()
+        await layer.group_add(DASHBOARD_GROUP, listener)
+        job, created = await database_sync_to_async(services.job_submit)(kind="noop")
+        assert created
+        assert await asyncio.wait_for(layer.receive(JOBS_CHANNEL), timeout=5) == {"type": "jobs.wake"}
+        assert await asyncio.wait_for(layer.receive(listener), timeout=5) == {"type": "dashboard.changed"}
+        await layer.flush()

@@ -93,3 +93,28 @@ async def test_a_group_send_skips_a_full_member_and_drops_expired_members(layers
     assert await ours.connection(0).zcard(ours._group_key("stale")) == 0
     assert await ours.connection(0).zcard(ours.prefix + ours.non_local_name(channel)) == 0
     await ours.flush()
+
+
+async def test_a_send_and_group_send_reaches_the_channel_and_every_member(layers):
+    ours, upstream = layers
+    member = await ours.new_channel()
+    await ours.group_add("dashboard", member)
+    await ours.send_and_group_send("jobs", {"type": "jobs.wake"}, "dashboard", {"type": "dashboard.changed"})
+    assert await upstream.receive("jobs") == {"type": "jobs.wake"}
+    assert await ours.receive(member) == {"type": "dashboard.changed"}
+    await ours.send_and_group_send("jobs", {"type": "jobs.wake"}, "nobody-here", {"type": "dashboard.changed"})
+    assert await upstream.receive("jobs") == {"type": "jobs.wake"}
+    await ours.flush()
+
+
+async def test_a_full_channel_still_lets_the_group_hear_then_raises(layers):
+    ours, upstream = layers
+    member = await ours.new_channel()
+    await ours.group_add("dashboard", member)
+    for n in range(3):
+        await ours.send("jobs", {"type": "jobs.wake", "n": n})
+    with pytest.raises(ChannelFull):
+        await ours.send_and_group_send("jobs", {"type": "jobs.wake", "n": 3}, "dashboard", {"type": "dashboard.changed"})
+    assert await ours.receive(member) == {"type": "dashboard.changed"}
+    assert [(await upstream.receive("jobs"))["n"] for _ in range(3)] == [0, 1, 2]
+    await ours.flush()
