@@ -7,8 +7,9 @@ four commands, each a round trip and a turn of the event loop on the web process
 same four in one Lua script, with the same capacity rule (``ChannelFull`` when the channel already
 holds ``capacity`` messages). Its ``group_send`` drops expired members and reads the rest in one
 script, then per Redis host drops each member channel's expired messages and adds the message in
-another (upstream: a command, a command, a pipeline, a script). ``send_and_group_send`` does a
-submission's two in one round trip while no dashboard is open.
+another (upstream: a command, a command, a pipeline, a script; with members on several Redis
+hosts, one more per host). ``send_and_group_send`` does a submission's two in one round trip while
+no dashboard is open and the two keys live on one host.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ log = logging.getLogger(__name__)
 class RedisChannelLayer(core.RedisChannelLayer):
     async def send(self, channel: str, message: dict) -> None:
         """Send a message onto a (general or specific) channel, as upstream does."""
+        index = self.consistent_hash(channel) if "!" in channel else next(self._send_index_generator)
+        if not await self._send_at(index, channel, message):
+            raise ChannelFull()
+
+    async def _send_at(self, index: int, channel: str, message: dict) -> bool:
+        """``send`` on the host ``index``: False when the channel is full."""
         assert isinstance(message, dict), "message is not a dict"
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         assert "__asgi_channel__" not in message
@@ -86,14 +93,11 @@ class RedisChannelLayer(core.RedisChannelLayer):
             message["__asgi_channel__"] = channel
             channel_non_local_name = self.non_local_name(channel)
         channel_key = self.prefix + channel_non_local_name
-        index = self.consistent_hash(channel) if "!" in channel else next(self._send_index_generator)
         now = time.time()
-        sent = await self.connection(index).eval(
+        return bool(await self.connection(index).eval(
             _SEND, 1, channel_key, self.serialize(message), now, int(now) - int(self.expiry),
             self.get_capacity(channel), int(self.expiry),
-        )
-        if not sent:
-            raise ChannelFull()
+        ))
 
     async def group_send(self, group: str, message: dict) -> None:
         """Send a message to every member of ``group``, as upstream does (a full member channel
@@ -113,12 +117,14 @@ class RedisChannelLayer(core.RedisChannelLayer):
         assert "!" not in channel, "a general channel only"
         assert self.require_valid_channel_name(channel), "Channel name not valid"
         assert self.require_valid_group_name(group), "Group name not valid"
-        index = next(self._send_index_generator)
+        index = next(self._send_index_generator)  # the host a plain send would use
         if index != self.consistent_hash(group):
             try:
-                await self.send(channel, message)
+                sent = await self._send_at(index, channel, message)
             finally:
                 await self.group_send(group, group_message)
+            if not sent:
+                raise ChannelFull()
             return
         now = time.time()
         sent, members = await self.connection(index).eval(

@@ -7,7 +7,16 @@ answer never waits for them. Hints carry no data and the changes are committed b
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from jobs import notify
+
+# Past this the hints are dropped (logged): a hung Redis must not hold every request's
+# application open until the server cancels it. A lost hint costs at most one poll interval.
+HINTS_TIMEOUT = 5.0
+
+log = logging.getLogger(__name__)
 
 
 class HintsAfterResponse:
@@ -23,4 +32,7 @@ class HintsAfterResponse:
                 await self.app(scope, receive, send)
             finally:
                 if hints:
-                    await notify.asend_hints(hints)
+                    try:
+                        await asyncio.wait_for(notify.asend_hints(hints), timeout=HINTS_TIMEOUT)
+                    except TimeoutError:
+                        log.warning("hints of %s %r not sent within %s s", scope.get("method"), scope.get("path"), HINTS_TIMEOUT)

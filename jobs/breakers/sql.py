@@ -57,7 +57,8 @@ def breakers_counted(*, count: int) -> str:
 def breakers_holding(*, count: int) -> str:
     """Which of ``count`` named breakers reject a call at a time, as ``holds.holds_read`` reads
     them, for a statement that writes the ``held`` events itself (a submission on PostgreSQL):
-    columns name, why, until, and until as Python's ``isoformat()`` writes it (UTC).
+    columns name, why, until, and until as Python's ``isoformat()`` writes it in UTC (the
+    connection's zone: Django's PostgreSQL connections run in UTC unless DATABASES sets TIME_ZONE).
 
     The decision is ``rules.decide(row, now) != ADMIT``: an override in force (none, or its expiry
     after now) decides, else the automatic state; only closed admits. ``holds_read`` is the

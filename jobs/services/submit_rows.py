@@ -86,8 +86,8 @@ def _insert_one_statement(jobs: list[Job], new_events: list[NewEvent], increment
         for n, (job, kind, event_actor, at, details) in enumerate(new_events):
             params += [n, job.uuid, kind, event_actor, adapt(at), json.dumps(details)]
     rows.append(
-        "SELECT 1, new_jobs.seq, new_jobs.seq, %s, %s, %s::timestamptz, jsonb_build_object("
-        "'dependency', holding.name, 'why', holding.why, 'retry_at', holding.until_text) "
+        "SELECT 1 AS part, new_jobs.seq AS n, new_jobs.seq AS seq, %s AS kind, %s AS actor, %s::timestamptz AS at, "
+        "jsonb_build_object('dependency', holding.name, 'why', holding.why, 'retry_at', holding.until_text) AS details "
         "FROM new_jobs JOIN holding ON holding.name = new_jobs.dependency"
     )
     params += [EventKind.HELD.value, actor, adapt(now)]

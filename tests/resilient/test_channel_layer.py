@@ -73,17 +73,18 @@ async def test_a_group_send_to_an_empty_group_sends_nothing(layers):
     await ours.flush()
 
 
-async def test_a_group_send_skips_a_full_member_and_drops_expired_members(layers):
-    ours, upstream = layers
-    full, fine = await ours.new_channel(), await ours.new_channel()
+async def test_a_group_send_skips_a_full_member_and_drops_expired_members(layers, redis_url):
+    ours, _ = layers
+    # Another process's layer: its specific channels live under a key of their own.
+    other = RedisChannelLayer(hosts=[redis_url], prefix=ours.prefix, capacity=3, expiry=60)
+    full, fine = await ours.new_channel(), await other.new_channel()
     for channel in (full, fine):
         await ours.group_add("dashboard", channel)
     for n in range(3):
         await ours.send(full, {"type": "filler", "n": n})
     await ours.group_send("dashboard", {"type": "dashboard.changed"})
-    # Both specific channels of this process share one key: its capacity of 3 is reached.
-    key = ours.prefix + ours.non_local_name(full)
-    assert await ours.connection(0).zcard(key) == 3
+    assert await ours.connection(0).zcard(ours.prefix + ours.non_local_name(full)) == 3  # at capacity: skipped
+    assert await other.receive(fine) == {"type": "dashboard.changed"}
     await ours.flush()
 
     ours.group_expiry = 1
@@ -118,3 +119,15 @@ async def test_a_full_channel_still_lets_the_group_hear_then_raises(layers):
     assert await ours.receive(member) == {"type": "dashboard.changed"}
     assert [(await upstream.receive("jobs"))["n"] for _ in range(3)] == [0, 1, 2]
     await ours.flush()
+
+
+async def test_with_two_hosts_wake_ups_still_go_round_both(redis_url):
+    base = redis_url.rsplit("/", 1)[0]
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    # Two Redis databases stand for two hosts.
+    layer = RedisChannelLayer(hosts=[f"{base}/14", f"{base}/15"], prefix=prefix, capacity=100, expiry=60)
+    for _ in range(8):
+        await layer.send_and_group_send("jobs", {"type": "jobs.wake"}, "dashboard", {"type": "dashboard.changed"})
+    counts = [await layer.connection(index).zcard(prefix + "jobs") for index in (0, 1)]
+    assert counts == [4, 4]  # round robin, as plain sends go (a receiver listens on one host at a time)
+    await layer.flush()

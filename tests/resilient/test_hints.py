@@ -62,3 +62,28 @@ async def test_a_submissions_hints_leave_after_its_response(user):
     assert seen == {"status": 201, "job stored": True, "no wake-up yet": True, "no dashboard hint yet": True}
     assert await asyncio.wait_for(layer.receive(JOBS_CHANNEL), timeout=1) == {"type": "jobs.wake"}
     assert await asyncio.wait_for(layer.receive("dashboard-listener"), timeout=1) == {"type": "dashboard.changed"}
+
+
+@override_settings(CHANNEL_LAYERS=IN_MEMORY)
+async def test_hints_noted_before_an_error_still_leave_each_wake_up_and_one_dashboard_hint():
+    from jobs import notify
+    from resilient.hints import HintsAfterResponse
+
+    layer = get_channel_layer()
+    await layer.group_add(DASHBOARD_GROUP, "dashboard-listener")
+
+    def three_changes() -> None:  # what services ask for after their commits
+        for _ in range(3):
+            notify.wake_workers_on_commit()
+            notify.dashboard_changed_on_commit()
+
+    async def failing_app(scope, receive, send):
+        await database_sync_to_async(three_changes)()
+        raise RuntimeError("the view failed after its commits")
+
+    with pytest.raises(RuntimeError):
+        await HintsAfterResponse(failing_app)({"type": "http", "path": "/x", "method": "POST"}, None, None)
+    assert [await asyncio.wait_for(layer.receive(JOBS_CHANNEL), timeout=1) for _ in range(3)] == [{"type": "jobs.wake"}] * 3
+    assert await _nothing_on(layer, JOBS_CHANNEL)
+    assert await asyncio.wait_for(layer.receive("dashboard-listener"), timeout=1) == {"type": "dashboard.changed"}
+    assert await _nothing_on(layer, "dashboard-listener")

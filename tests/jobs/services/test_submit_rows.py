@@ -86,3 +86,12 @@ def test_a_key_violation_writes_nothing_and_leaves_an_outer_transaction_usable(u
                                     actor="x", now=twin.created_at)
         assert Job.objects.count() == 1  # the transaction still answers
     assert JobEvent.objects.count() == 1 and _submitted() == 1
+
+
+def test_jobs_without_events_of_their_own_still_get_their_held_events(user):
+    breakers.breaker_force_open(name="local", reason="maintenance", actor="user:operator")
+    job = Job(kind="noop", dependency="local", submitter=user)
+    held = submit_rows.jobs_insert(jobs=[job], new_events=[], increments={}, actor="user:client", now=job.created_at)
+    assert [event[1] for event in held] == [EventKind.HELD]
+    assert list(JobEvent.objects.filter(job=job).values_list("kind", "details")) == [
+        (EventKind.HELD, {"dependency": "local", "why": "breaker forced open", "retry_at": None})]
