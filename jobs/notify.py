@@ -29,6 +29,11 @@ DASHBOARD_CHANGED = {"type": "dashboard.changed"}
 
 log = logging.getLogger(__name__)
 
+# A hint as _asend takes it: (layer method, channel or group, message, what a failure log names).
+Hint = tuple[str, str, dict, str]
+_WAKE_HINT: Hint = ("send", JOBS_CHANNEL, WAKE, "worker wake-up")
+_DASHBOARD_HINT: Hint = ("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
+
 
 async def _asend(method: str, target: str, message: dict, what: str) -> None:
     """Send one hint on the channel layer; a full or broken layer never breaks the committed change."""
@@ -45,7 +50,7 @@ async def _asend(method: str, target: str, message: dict, what: str) -> None:
 
 # (method, target, message, what) of each hint an HTTP request asked for, sent once its response
 # has gone (``hints_after_response``); None outside such a request.
-_after_response: contextvars.ContextVar[list[tuple[str, str, dict, str]] | None] = contextvars.ContextVar(
+_after_response: contextvars.ContextVar[list[Hint] | None] = contextvars.ContextVar(
     "resilient_hints_after_response", default=None)
 
 
@@ -58,7 +63,7 @@ def _send(method: str, target: str, message: dict, what: str) -> None:
 
 
 @contextmanager
-def hints_after_response() -> Iterator[list[tuple[str, str, dict, str]]]:
+def hints_after_response() -> Iterator[list[Hint]]:
     """Inside, hints are noted in the yielded list instead of sent; the caller sends them with
     ``asend_hints`` once its response has gone. For an ASGI server's HTTP requests: the client's
     answer waits neither for Redis nor for the event loop's turn at the hints, and what they
@@ -66,7 +71,7 @@ def hints_after_response() -> Iterator[list[tuple[str, str, dict, str]]]:
 
     A context variable: Django's sync views run in a copy of the request's context, so what
     they note lands in this list."""
-    hints: list[tuple[str, str, dict, str]] = []
+    hints: list[Hint] = []
     token = _after_response.set(hints)
     try:
         yield hints
@@ -74,21 +79,20 @@ def hints_after_response() -> Iterator[list[tuple[str, str, dict, str]]]:
         _after_response.reset(token)
 
 
-async def asend_hints(hints: list[tuple[str, str, dict, str]]) -> None:
+async def asend_hints(hints: list[Hint]) -> None:
     """Send the hints ``hints_after_response`` noted: each wake-up, the dashboard hint once (with
     the first wake-up when there is one), any other in order."""
     for hint in hints:
-        if hint[2] is not WAKE and hint[2] is not DASHBOARD_CHANGED:
+        if hint != _WAKE_HINT and hint != _DASHBOARD_HINT:
             await _asend(*hint)
-    wakes = sum(1 for _, _, message, _ in hints if message is WAKE)
-    dashboard = any(message is DASHBOARD_CHANGED for _, _, message, _ in hints)
+    wakes, dashboard = hints.count(_WAKE_HINT), _DASHBOARD_HINT in hints
     if wakes and dashboard:
         await _asend_wake_and_dashboard()
         wakes, dashboard = wakes - 1, False
     for _ in range(wakes):
-        await _asend("send", JOBS_CHANNEL, WAKE, "worker wake-up")
+        await _asend(*_WAKE_HINT)
     if dashboard:
-        await _asend("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
+        await _asend(*_DASHBOARD_HINT)
 
 
 async def _asend_wake_and_dashboard() -> None:
@@ -96,8 +100,8 @@ async def _asend_wake_and_dashboard() -> None:
     layer = get_channel_layer()
     both = getattr(layer, "send_and_group_send", None)
     if both is None:
-        await _asend("send", JOBS_CHANNEL, WAKE, "worker wake-up")
-        await _asend("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
+        await _asend(*_WAKE_HINT)
+        await _asend(*_DASHBOARD_HINT)
         return
     try:
         await both(JOBS_CHANNEL, WAKE, DASHBOARD_GROUP, DASHBOARD_CHANGED)
@@ -110,8 +114,7 @@ async def _asend_wake_and_dashboard() -> None:
 def _send_wake_and_dashboard() -> None:
     deferred = _after_response.get()
     if deferred is not None:
-        deferred.append(("send", JOBS_CHANNEL, WAKE, "worker wake-up"))
-        deferred.append(("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint"))
+        deferred += [_WAKE_HINT, _DASHBOARD_HINT]
         return
     # Both hints in one task, and the request thread does not wait for it: under Daphne the view
     # runs in a sync_to_async thread, and two waited async_to_sync hops to the loop cost a fifth
@@ -146,7 +149,7 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _send_wake() -> None:
-    _send("send", JOBS_CHANNEL, WAKE, "worker wake-up")
+    _send(*_WAKE_HINT)
 
 
 def _on_commit_once(send) -> None:
@@ -168,7 +171,7 @@ def wake_workers_on_commit() -> None:
 def _send_dashboard_changed() -> None:
     # Group sends drop silently on a full channel: a hint still queued there is consumed after
     # this commit, so the dashboard's next snapshot includes this change anyway.
-    _send("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
+    _send(*_DASHBOARD_HINT)
 
 
 def dashboard_changed_on_commit() -> None:
@@ -215,4 +218,4 @@ def dashboard_hints_collected() -> Iterator[list[dict]]:
 
 async def asend_dashboard_changed() -> None:
     """``_send_dashboard_changed`` from the event loop."""
-    await _asend("group_send", DASHBOARD_GROUP, DASHBOARD_CHANGED, "dashboard hint")
+    await _asend(*_DASHBOARD_HINT)

@@ -62,7 +62,8 @@ def _insert_one_statement(jobs: list[Job], new_events: list[NewEvent], increment
                           actor: str, now: datetime) -> list[NewEvent]:
     """PostgreSQL: ``WITH new_jobs AS (INSERT … RETURNING seq, uuid, dependency), holding AS
     (the breakers that reject calls), new_events AS (INSERT the events joined to new_jobs by uuid,
-    then the held ones), new_counts AS (counter upsert) SELECT seq, uuid, why, until FROM new_jobs``."""
+    then the held ones), new_counts AS (counter upsert) SELECT seq, uuid, why, until FROM new_jobs``.
+    Returns the held events written (``breakers.held_events``)."""
     meta = Job._meta
     query = InsertQuery(Job)
     # The columns and values Model.save would write (defaults, auto_now), compiled by Django.
@@ -99,16 +100,18 @@ def _insert_one_statement(jobs: list[Job], new_events: list[NewEvent], increment
     if upsert is not None:
         parts.append(f", new_counts AS ({upsert[0]})")
         params += upsert[1]
-    parts.append(" SELECT new_jobs.seq, new_jobs.uuid, holding.why, holding.until_text FROM new_jobs "
+    parts.append(" SELECT new_jobs.seq, new_jobs.uuid, holding.why, holding.until FROM new_jobs "
                  "LEFT JOIN holding ON holding.name = new_jobs.dependency")
     with connection.cursor() as cursor:
         cursor.execute("".join(parts), params)
         stored = {uuid: (seq, why, until) for seq, uuid, why, until in cursor.fetchall()}
-    held = []
+    holding = {}  # as holds_read answers: dependency -> (why, until)
     for job in jobs:
         job.seq, why, until = stored[job.uuid]
         job._state.adding = False
         job._state.db = connection.alias
         if why is not None:
-            held.append((job, EventKind.HELD, actor, now, {"dependency": job.dependency, "why": why, "retry_at": until}))
-    return held
+            holding[job.dependency] = (why, until)
+    # The events the statement wrote, as SQLite's path builds them (the SQL's retry_at text is
+    # isoformat()'s, tests/jobs/breakers/test_holds_sql.py).
+    return breakers.held_events(jobs=jobs, holding=holding, actor=actor, now=now)
